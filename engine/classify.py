@@ -1,0 +1,111 @@
+"""Image classification jobs: decode, preprocess with the model's own config, top-k."""
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine import catalogue
+from engine.errors import BadImageError
+from engine.images import open_image, preview_array
+from engine.jobs import Partial, Progress
+from engine.resources import labels, short_label
+
+
+@dataclass(frozen=True)
+class Prediction:
+    index: int
+    label: str  # short name, e.g. "tabby"
+    description: str  # the full synonym list, e.g. "tabby, tabby cat"
+    prob: float
+
+
+@dataclass(frozen=True)
+class ClassifyResult:
+    path: str
+    model_id: str
+    top: tuple[Prediction, ...]
+    image_size: tuple[int, int]
+    seconds: float
+    preview: np.ndarray | None = None  # (H, W, 3) uint8, EXIF-oriented
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    results: tuple[ClassifyResult, ...]
+    failures: tuple[tuple[str, str], ...]  # (path, reason) for every skipped file
+
+
+def load_model(ctx, model_id: str):
+    """The catalogue model on the engine's device, from the model cache."""
+    entry = catalogue.get(model_id)
+
+    def build():
+        module, _, fn = entry.builder.partition(":")
+        model = getattr(importlib.import_module(module), fn)(entry)
+        return model.to(ctx.device).eval()
+
+    return ctx.models.get(f"{model_id}@{ctx.device}", build)
+
+
+def preprocess(img, pp: catalogue.Preprocess):
+    """PIL RGB image -> (1, 3, S, S) float tensor: resize short side, centre crop, normalise."""
+    import torch
+    from PIL import Image
+
+    resample = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}[pp.interpolation]
+    w, h = img.size
+    scale = pp.resize / min(w, h)
+    img = img.resize((max(pp.input_size, round(w * scale)), max(pp.input_size, round(h * scale))), resample)
+    w, h = img.size
+    left, top = (w - pp.input_size) // 2, (h - pp.input_size) // 2
+    img = img.crop((left, top, left + pp.input_size, top + pp.input_size))
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)  # S x S x 3
+    x = (x - torch.tensor(pp.mean)) / torch.tensor(pp.std)
+    return x.permute(2, 0, 1).unsqueeze(0).contiguous()  # 1 x 3 x S x S
+
+
+def _top_k(probs: np.ndarray, names: tuple[str, ...], k: int) -> tuple[Prediction, ...]:
+    order = np.argsort(-probs)[:k]
+    return tuple(Prediction(int(i), short_label(names[i]), names[i], float(probs[i])) for i in order)
+
+
+def classify_image(ctx, path: str, model_id: str, top_k: int, want_preview: bool) -> ClassifyResult:
+    import torch
+
+    t0 = time.perf_counter()
+    entry = catalogue.get(model_id)
+    pp = entry.preprocess
+    img = open_image(path, draft=(pp.resize, pp.resize))
+    model = load_model(ctx, model_id)
+    x = preprocess(img, pp).to(ctx.device)
+    with torch.inference_mode():
+        probs = model(x).float().softmax(-1)[0].cpu().numpy()
+    return ClassifyResult(
+        path=str(path), model_id=model_id, top=_top_k(probs, labels(entry.labels), top_k),
+        image_size=img.size, seconds=time.perf_counter() - t0,
+        preview=preview_array(img) if want_preview else None)
+
+
+def classify_job(ctx, path: str, model_id: str = catalogue.DEFAULT_CLASSIFIER, top_k: int = 5,
+                 preview: bool = True):
+    """Interactive: one image. Raises BadImageError for files that are not usable images."""
+    yield Progress(None, "classifying")
+    return classify_image(ctx, path, model_id, top_k, preview)
+
+
+def classify_batch_job(ctx, paths: list[str], model_id: str = catalogue.DEFAULT_CLASSIFIER, top_k: int = 5):
+    """Background: many images, one per step. Bad files are listed, never fatal."""
+    results, failures = [], []
+    total = len(paths)
+    for i, path in enumerate(paths):
+        try:
+            r = classify_image(ctx, path, model_id, top_k, want_preview=False)
+            results.append(r)
+            yield Partial(r)
+        except BadImageError as exc:
+            failures.append((exc.path, exc.reason))
+        yield Progress((i + 1) / total, f"{i + 1}/{total} images", i + 1, total)
+    return BatchResult(tuple(results), tuple(failures))

@@ -1,0 +1,333 @@
+"""The engine: one long-lived thread that owns the device and the loaded models.
+
+Work arrives as jobs. A job is a function `fn(ctx, **params)` that returns a
+generator: it yields Progress/Partial (plain data), returns its result and raises
+domain errors. The engine advances generators one step at a time:
+
+* interactive jobs run first, to completion, checking cancel between steps;
+* background jobs are advanced one step per turn, round-robin, so interactive
+  requests cut in between their steps and the UI stays live during training;
+* cancel is cooperative: the engine stops advancing the generator and closes it
+  (its `finally` blocks run). Jobs yield at least once a second, so cancel lands
+  within a second.
+
+Torch is imported on this thread (in EngineContext), never by the caller, so a
+GUI can paint before torch has loaded.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import itertools
+import logging
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from typing import Any, Callable
+
+from engine.errors import PatchworkError
+from engine.jobs import (
+    EngineStatus,
+    ErrorInfo,
+    JobEvent,
+    JobHandle,
+    JobInfo,
+    JobState,
+    Partial,
+    Priority,
+    Progress,
+)
+
+log = logging.getLogger(__name__)
+
+#: Named requests the GUI and CLI may submit without importing torch-heavy modules.
+REQUESTS: dict[str, str] = {
+    "classify": "engine.classify:classify_job",
+    "classify_batch": "engine.classify:classify_batch_job",
+    "set_device": "engine.context:set_device_job",
+    "unload_models": "engine.context:unload_models_job",
+}
+
+Listener = Callable[[Any], None]
+
+
+def resolve_request(request: str | Callable) -> Callable:
+    if callable(request):
+        return request
+    try:
+        target = REQUESTS[request]
+    except KeyError:
+        raise PatchworkError(f"unknown request {request!r}; known: {', '.join(sorted(REQUESTS))}") from None
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+class _Job:
+    """Engine-private bookkeeping for one job."""
+
+    def __init__(self, info: JobInfo, fn: str | Callable, params: dict, handle: JobHandle):
+        self.info = info
+        self.fn = fn
+        self.params = params
+        self.handle = handle
+        self.gen = None
+        self.last_emit: dict[str, float] = {}
+        self.pending: dict[str, Any] = {}
+
+
+class Engine:
+    """Owns the engine thread. Thread-safe API: submit, cancel, jobs, shutdown."""
+
+    def __init__(self, device: str | None = None, *, memory_budget_mb: float = 6000,
+                 progress_hz: float = 20.0, history: int = 200):
+        self._device_request = device
+        self._memory_budget_mb = memory_budget_mb
+        self._min_interval = 1.0 / progress_hz
+        self._history = history
+        self._cv = threading.Condition()
+        self._interactive: deque[_Job] = deque()
+        self._background: deque[_Job] = deque()
+        self._jobs: dict[int, _Job] = {}
+        self._ids = itertools.count(1)
+        self._listeners: list[Listener] = []
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._startup_error: ErrorInfo | None = None
+        self._last_status = 0.0
+        self.context = None  # EngineContext, created on the engine thread
+        self.ready = threading.Event()
+        self.status: EngineStatus | None = None
+
+    # ----------------------------------------------------------------- public API
+    def start(self) -> "Engine":
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="patchwork-engine", daemon=True)
+            self._thread.start()
+        return self
+
+    def add_listener(self, fn: Listener) -> None:
+        """fn(event) is called on the engine thread with JobEvent or EngineStatus."""
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Listener) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
+    def submit(self, request: str | Callable, params: dict | None = None, *, name: str | None = None,
+               priority: Priority = Priority.INTERACTIVE) -> JobHandle:
+        if isinstance(request, str) and request not in REQUESTS:
+            raise PatchworkError(f"unknown request {request!r}; known: {', '.join(sorted(REQUESTS))}")
+        kind = request if isinstance(request, str) else getattr(request, "__name__", "job")
+        info = JobInfo(id=next(self._ids), name=name or kind, kind=kind, priority=Priority(priority),
+                       state=JobState.QUEUED, submitted=time.monotonic())
+        handle = JobHandle(info, self)
+        job = _Job(info, request, dict(params or {}), handle)
+        with self._cv:
+            if self._stopping:
+                raise PatchworkError("the engine has shut down")
+            self._jobs[info.id] = job
+            (self._interactive if priority == Priority.INTERACTIVE else self._background).append(job)
+            self._prune_history()
+            self._cv.notify_all()
+        self._emit(JobEvent(info.id, "state", info.state, info))
+        return handle
+
+    def cancel(self, job_id: int) -> None:
+        """Request a stop. A queued job is cancelled at once; a running one at its next step."""
+        with self._cv:
+            job = self._jobs.get(job_id)
+            if job is None or job.info.state.finished:
+                return
+            job.handle._cancel.set()
+            queued = job.info.state is JobState.QUEUED and job.gen is None
+            if queued:
+                for q in (self._interactive, self._background):
+                    if job in q:
+                        q.remove(job)
+            self._cv.notify_all()
+        if queued:
+            self._finish(job, JobState.CANCELLED, None)
+
+    def jobs(self) -> list[JobInfo]:
+        with self._cv:
+            return [j.info for j in self._jobs.values()]
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until torch is imported and the device chosen."""
+        return self.ready.wait(timeout)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Cancel everything and stop the thread (waits up to `timeout`)."""
+        with self._cv:
+            self._stopping = True
+            for job in self._jobs.values():
+                if not job.info.state.finished:
+                    job.handle._cancel.set()
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # ----------------------------------------------------------------- engine thread
+    def _run(self) -> None:
+        try:
+            from engine.context import EngineContext
+
+            self.context = EngineContext(self._device_request, self._memory_budget_mb)
+        except BaseException as exc:  # noqa: BLE001 - reported as data, never silent
+            self._startup_error = _error_info(exc)
+            log.error("engine start-up failed: %s", self._startup_error.message)
+        self._publish_status(force=True)
+        self.ready.set()
+        while True:
+            job = self._next_job()
+            if job is None:
+                if self._stopping:
+                    break
+                self._publish_status()
+                continue
+            if job.info.priority == Priority.INTERACTIVE:
+                while not self._advance(job):
+                    pass
+            else:
+                if not self._advance(job):
+                    with self._cv:
+                        self._background.append(job)
+            self._publish_status()
+        # Close whatever is left so its finally blocks run.
+        for job in list(self._jobs.values()):
+            if not job.info.state.finished:
+                self._finish(job, JobState.CANCELLED, None)
+
+    def _next_job(self) -> _Job | None:
+        with self._cv:
+            while not self._stopping:
+                if self._interactive:
+                    return self._interactive.popleft()
+                if self._background:
+                    return self._background.popleft()
+                self._cv.wait(timeout=1.0)
+                return None
+            return None
+
+    def _advance(self, job: _Job) -> bool:
+        """Run one step of `job`; return True when it has finished."""
+        if job.handle.cancel_requested or self._stopping:
+            self._finish(job, JobState.CANCELLED, None)
+            return True
+        if self._startup_error is not None:
+            self._finish(job, JobState.FAILED, self._startup_error)
+            return True
+        try:
+            if job.gen is None:
+                job.info.started = time.monotonic()
+                job.info.state = JobState.RUNNING
+                self._emit(JobEvent(job.info.id, "state", job.info.state, job.info))
+                from engine.context import JobContext
+
+                out = resolve_request(job.fn)(JobContext(self.context, job.handle), **job.params)
+                if not inspect.isgenerator(out):
+                    self._finish(job, JobState.DONE, out)
+                    return True
+                job.gen = out
+            item = next(job.gen)
+        except StopIteration as stop:
+            self._finish(job, JobState.DONE, stop.value)
+            return True
+        except BaseException as exc:  # noqa: BLE001 - includes SystemExit from libraries
+            self._finish(job, JobState.FAILED, _error_info(exc))
+            return True
+        if isinstance(item, Progress):
+            job.info.progress = item
+            self._throttled(job, "progress", item)
+        elif isinstance(item, Partial):
+            self._throttled(job, "partial", item.value)
+        # Any other yield (None) is just a cancel checkpoint.
+        return False
+
+    def _throttled(self, job: _Job, kind: str, payload: Any) -> None:
+        """At most ~progress_hz events per job and kind; the latest one always lands."""
+        now = time.monotonic()
+        if now - job.last_emit.get(kind, 0.0) >= self._min_interval:
+            job.last_emit[kind] = now
+            job.pending.pop(kind, None)
+            self._emit(JobEvent(job.info.id, kind, payload, job.info))
+        else:
+            job.pending[kind] = payload
+
+    def _finish(self, job: _Job, state: JobState, value: Any) -> None:
+        if job.gen is not None:
+            try:
+                job.gen.close()
+            except BaseException as exc:  # noqa: BLE001
+                log.warning("job %s raised while closing: %s", job.info.id, exc)
+            job.gen = None
+        for kind, payload in list(job.pending.items()):
+            if state is JobState.DONE:
+                self._emit(JobEvent(job.info.id, kind, payload, job.info))
+        job.pending.clear()
+        job.info.state = state
+        job.info.finished = time.monotonic()
+        if state is JobState.DONE:
+            job.handle._result = value
+            if job.info.progress.fraction is not None:
+                job.info.progress = Progress(1.0, job.info.progress.message, job.info.progress.total,
+                                             job.info.progress.total)
+            self._emit(JobEvent(job.info.id, "result", value, job.info))
+        elif state is JobState.FAILED:
+            job.info.error = value
+            self._emit(JobEvent(job.info.id, "error", value, job.info))
+        self._emit(JobEvent(job.info.id, "state", state, job.info))
+        job.handle._done.set()
+        self._publish_status(force=True)
+
+    def _prune_history(self) -> None:
+        finished = [i for i, j in self._jobs.items() if j.info.state.finished]
+        for i in finished[: max(0, len(self._jobs) - self._history)]:
+            del self._jobs[i]
+
+    def _publish_status(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_status < 1.0:
+            return
+        self._last_status = now
+        with self._cv:
+            busy = any(j.info.state is JobState.RUNNING for j in self._jobs.values())
+        if self.context is not None:
+            self.status = self.context.status(busy)
+        else:
+            msg = self._startup_error.message if self._startup_error else "starting"
+            self.status = EngineStatus("none", msg, _rss_mb(), None, (), busy)
+        self._emit(self.status)
+
+    def _emit(self, event: Any) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn(event)
+            except Exception:  # noqa: BLE001 - a broken listener must not stop the engine
+                log.exception("engine listener failed")
+
+
+def _error_info(exc: BaseException) -> ErrorInfo:
+    expected = isinstance(exc, PatchworkError)
+    message = str(exc) or type(exc).__name__
+    if not expected:
+        message = f"{type(exc).__name__}: {message}"
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return ErrorInfo(type=type(exc).__name__, message=message, expected=expected, traceback=tb)
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process in MB (Linux /proc; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        import os
+
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, AttributeError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 1024

@@ -1,0 +1,39 @@
+"""Domain errors: what went wrong, in words a user can act on.
+
+Jobs raise these; the engine turns every exception (these or unexpected ones)
+into an ErrorInfo event, so nothing dies silently in a thread.
+"""
+from __future__ import annotations
+
+
+class PatchworkError(Exception):
+    """Base of all errors meant to be shown to the user as they are."""
+
+
+class BadImageError(PatchworkError):
+    """A file that cannot be used as an image (corrupt, truncated, empty, a bomb...)."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class ModelError(PatchworkError):
+    """A model that cannot be found, loaded or run."""
+
+
+class DeviceError(PatchworkError):
+    """A requested device (cuda, mps) that this machine cannot provide."""
+
+
+class JobCancelled(PatchworkError):
+    """Raised by JobHandle.result() when the job was stopped before finishing."""
+
+
+class JobFailed(PatchworkError):
+    """Raised by JobHandle.result() with the job's ErrorInfo attached."""
+
+    def __init__(self, info):
+        super().__init__(info.message)
+        self.info = info

@@ -1,0 +1,1 @@
+"""Model definitions, loaders and the in-memory model cache."""

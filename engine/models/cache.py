@@ -1,0 +1,48 @@
+"""Loaded models, keyed by catalogue id, within an explicit memory budget.
+
+Least recently used models are evicted when the budget would be exceeded;
+unloading is explicit too, and the list of loaded models is published in the
+engine status so the UI can show it.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Callable
+
+
+def module_megabytes(module) -> float:
+    """Parameter + buffer memory of a torch module, in MB."""
+    n = sum(t.numel() * t.element_size() for t in module.parameters())
+    n += sum(t.numel() * t.element_size() for t in module.buffers())
+    return n / 2**20
+
+
+class ModelCache:
+    def __init__(self, budget_mb: float):
+        self.budget_mb = budget_mb
+        self._items: OrderedDict[str, tuple[Any, float]] = OrderedDict()
+
+    def get(self, key: str, build: Callable[[], Any]) -> Any:
+        """Return the cached model for `key`, building (and sizing) it on a miss."""
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key][0]
+        model = build()
+        size = module_megabytes(model) if hasattr(model, "parameters") else 0.0
+        while self._items and self.used_mb() + size > self.budget_mb:
+            self._items.popitem(last=False)
+        self._items[key] = (model, size)
+        return model
+
+    def unload(self, key: str | None = None) -> None:
+        """Drop one model, or all of them when key is None."""
+        if key is None:
+            self._items.clear()
+        else:
+            self._items.pop(key, None)
+
+    def used_mb(self) -> float:
+        return sum(size for _, size in self._items.values())
+
+    def loaded(self) -> tuple[tuple[str, float], ...]:
+        return tuple((k, round(s, 1)) for k, (_, s) in self._items.items())

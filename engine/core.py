@@ -27,9 +27,10 @@ import traceback
 from collections import deque
 from typing import Any, Callable
 
-from engine.errors import PatchworkError
+from engine.errors import DeviceError, PatchworkError
 from engine.jobs import (
     EngineStatus,
+    EngineWarning,
     ErrorInfo,
     JobEvent,
     JobHandle,
@@ -81,8 +82,13 @@ class Engine:
     """Owns the engine thread. Thread-safe API: submit, cancel, jobs, shutdown."""
 
     def __init__(self, device: str | None = None, *, memory_budget_mb: float = 6000,
-                 progress_hz: float = 20.0, history: int = 200):
+                 progress_hz: float = 20.0, history: int = 200, fallback_device: bool = False):
+        """fallback_device: if `device` is unavailable, warn and use auto (the GUI's choice,
+        so a saved 'cuda' setting on a machine without a GPU does not leave the app dead);
+        otherwise every job fails with the DeviceError (the CLI's choice)."""
         self._device_request = device
+        self._fallback_device = fallback_device
+        self.warnings: list[str] = []
         self._memory_budget_mb = memory_budget_mb
         self._min_interval = 1.0 / progress_hz
         self._history = history
@@ -174,7 +180,14 @@ class Engine:
         try:
             from engine.context import EngineContext
 
-            self.context = EngineContext(self._device_request, self._memory_budget_mb)
+            try:
+                self.context = EngineContext(self._device_request, self._memory_budget_mb)
+            except DeviceError as exc:
+                if not self._fallback_device:
+                    raise
+                self.context = EngineContext("auto", self._memory_budget_mb)
+                self.warnings.append(f"{exc} Using {self.context.device} instead.")
+                self._emit(EngineWarning(self.warnings[-1]))
         except BaseException as exc:  # noqa: BLE001 - reported as data, never silent
             self._startup_error = _error_info(exc)
             log.error("engine start-up failed: %s", self._startup_error.message)

@@ -114,6 +114,13 @@ class EngineStatus:
     torch_version: str = ""
 
 
+@dataclass(frozen=True)
+class EngineWarning:
+    """Something the user should know that did not stop any job."""
+
+    message: str
+
+
 class JobHandle:
     """What submit() returns: wait for the result, cancel, read the state."""
 

@@ -1,0 +1,96 @@
+"""Headless command line: `python main.py classify IMAGE... [--top K] [--json]`, `models`.
+
+Runs the same jobs as the GUI, through the same engine thread.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from engine.device import CHOICES
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    device_help = f"compute device: {', '.join(CHOICES)} or cuda:N (default: saved setting, else auto = CUDA > MPS > CPU)"
+    parser = argparse.ArgumentParser(
+        prog="patchwork", description="Patchwork: a workbench for looking inside vision models. "
+                                      "With no command, the desktop app opens.")
+    parser.add_argument("--device", default=None, help=device_help)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--device", default=argparse.SUPPRESS, help=device_help)
+
+    sub.add_parser("gui", parents=[common], help="open the desktop app (the default)")
+
+    c = sub.add_parser("classify", parents=[common], help="print the top-k ImageNet classes of images")
+    c.add_argument("images", nargs="+", metavar="IMAGE")
+    c.add_argument("--top", type=int, default=5, metavar="K", help="how many classes to print (default 5)")
+    c.add_argument("--model", default=None, metavar="ID", help="catalogue id (see `models`)")
+    c.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
+
+    m = sub.add_parser("models", parents=[common], help="list the model catalogue")
+    m.add_argument("--json", action="store_true")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "classify":
+        return _classify(args)
+    if args.command == "models":
+        return _models(args)
+    raise SystemExit(f"unknown command {args.command}")  # argparse already rejects these
+
+
+def _classify(args) -> int:
+    from engine import catalogue
+    from engine.core import Engine
+    from engine.errors import JobFailed
+
+    if args.top < 1:
+        print("error: --top must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    model_id = args.model or catalogue.DEFAULT_CLASSIFIER
+    engine = Engine(device=args.device).start()
+    try:
+        engine.wait_ready()
+        status = 0
+        for path in args.images:
+            handle = engine.submit("classify", {"path": path, "model_id": model_id, "top_k": args.top,
+                                                "preview": False})
+            try:
+                res = handle.result()
+            except JobFailed as exc:
+                print(f"error: {exc.info.message}", file=sys.stderr)
+                if not exc.info.expected or exc.info.type in ("DeviceError", "ModelError"):
+                    return EXIT_ENGINE
+                status = EXIT_BAD_INPUT
+                continue
+            if args.json:
+                print(json.dumps({"path": res.path, "model": res.model_id,
+                                  "top": [{"label": p.label, "prob": round(p.prob, 6), "index": p.index}
+                                          for p in res.top]}), flush=True)
+            else:
+                print(res.path)
+                for p in res.top:
+                    print(f"  {100 * p.prob:6.2f}%  {p.label}")
+        return status
+    finally:
+        engine.shutdown()
+
+
+def _models(args) -> int:
+    from dataclasses import asdict
+
+    from engine import catalogue
+
+    rows = catalogue.entries()
+    if args.json:
+        for e in rows:
+            print(json.dumps(asdict(e)))
+    else:
+        for e in rows:
+            print(f"{e.id:24s} {e.family:12s} {e.state:8s} {e.size_mb:7.1f} MB  {e.name}")
+    return EXIT_OK

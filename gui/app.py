@@ -1,0 +1,37 @@
+"""Launch the desktop app: the window paints first, then the engine thread imports torch."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from gui.bridge import EngineBridge
+from gui.main_window import MainWindow
+from gui.settings import open_settings
+
+
+def create_window(device: str | None = None) -> tuple[MainWindow, EngineBridge]:
+    """Build the window and bridge; the engine starts once the window has painted."""
+    settings = open_settings()
+    bridge = EngineBridge(device or settings.value("engine/device", "auto"))
+    window = MainWindow(bridge, settings)
+    window.first_painted.connect(lambda: QTimer.singleShot(0, bridge.start))
+    return window, bridge
+
+
+def run_gui(device: str | None = None, argv: list[str] | None = None) -> int:
+    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
+    app.setApplicationName("Patchwork")
+    app.setOrganizationName("Patchwork")
+    window, bridge = create_window(device)
+    if os.environ.get("PATCHWORK_EXIT_AFTER_PAINT"):  # benchmarks/startup.py
+        window.first_painted.connect(lambda: (print(f"FIRST_PAINT {time.time():.6f}", flush=True),
+                                              QTimer.singleShot(0, app.quit)))
+    window.show()
+    try:
+        return app.exec()
+    finally:
+        bridge.shutdown()

@@ -1,0 +1,101 @@
+"""The main window: a thin assembler of panels (from gui.panels), status bar, jobs dock, menus."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget
+
+from engine.device import CHOICES
+from gui import panels
+from gui.jobs_dock import JobsDock
+from gui.status_bar import EngineStatusBar
+
+
+class MainWindow(QMainWindow):
+    first_painted = Signal()
+
+    def __init__(self, bridge, settings, parent=None):
+        super().__init__(parent)
+        self.bridge = bridge
+        self.settings = settings
+        self._painted = False
+        self.setWindowTitle("Patchwork")
+        self.resize(1200, 800)
+
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.panels = {}
+        for panel_id, title, target in panels.PANELS:
+            widget = panels.load(target)(bridge, settings)
+            self.panels[panel_id] = widget
+            self.tabs.addTab(widget, title)
+        self.setCentralWidget(self.tabs)
+
+        self.jobs_dock = JobsDock(bridge, self)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.jobs_dock)
+        self.setStatusBar(EngineStatusBar(bridge, self))
+        self._build_menus()
+        self._restore()
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close)
+        file_menu.addAction(quit_action)
+
+        view = self.menuBar().addMenu("&View")
+        view.addAction(self.jobs_dock.toggleViewAction())
+
+        engine = self.menuBar().addMenu("&Engine")
+        device_menu = engine.addMenu("&Device")
+        group = QActionGroup(self)
+        current = self.settings.value("engine/device", "auto")
+        self.device_actions = {}
+        for choice in CHOICES:
+            act = QAction(choice.upper() if choice != "auto" else "Auto (CUDA > MPS > CPU)", self, checkable=True)
+            act.setChecked(choice == current)
+            act.triggered.connect(lambda _=False, c=choice: self.set_device(c))
+            group.addAction(act)
+            device_menu.addAction(act)
+            self.device_actions[choice] = act
+        engine.addAction(QAction("&Unload all models", self,
+                                 triggered=lambda: self.bridge.submit("unload_models", name="Unload models")))
+
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(QAction("&About Patchwork", self, triggered=self._about))
+
+    def set_device(self, choice: str) -> None:
+        """Persist the choice and switch the running engine (models reload on the new device)."""
+        self.settings.setValue("engine/device", choice)
+        self.bridge.submit("set_device", {"device": choice}, name=f"Switch device to {choice}",
+                           on_error=lambda e: self.statusBar().showMessage(f"⚠ {e.message}", 15000))
+
+    def _about(self) -> None:
+        st = self.bridge.status
+        QMessageBox.about(self, "About Patchwork",
+                          "<b>Patchwork</b><br>A workbench for looking inside vision models.<br><br>"
+                          f"Device: {st.device_name if st else 'starting'}<br>"
+                          f"torch {st.torch_version if st else '…'}")
+
+    def _restore(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = self.settings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        else:
+            self.resizeDocks([self.jobs_dock], [150], Qt.Orientation.Vertical)
+        self.tabs.setCurrentIndex(int(self.settings.value("window/tab", 0)))
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/tab", self.tabs.currentIndex())
+        self.settings.sync()
+        super().closeEvent(event)
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        super().paintEvent(event)
+        if not self._painted:
+            self._painted = True
+            self.first_painted.emit()

@@ -1,0 +1,18 @@
+"""The panel registry: the main window builds its tabs from this list and knows nothing else.
+
+Each entry is (id, title, "module:Class"); the class is constructed as
+Class(bridge, settings) and is a QWidget. Modules load lazily, so a panel's
+imports cost nothing until the window is built.
+"""
+from __future__ import annotations
+
+import importlib
+
+PANELS: tuple[tuple[str, str, str], ...] = (
+    ("classify", "Classify", "gui.panels.classify.panel:ClassifyPanel"),
+)
+
+
+def load(target: str):
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,1 @@
+"""Classify: drop a photo, see the top-5 ImageNet classes."""

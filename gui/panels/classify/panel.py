@@ -1,0 +1,151 @@
+"""The Classify panel: open or drop an image, see the model's top-5 with probability bars.
+
+One request at a time: a new image or model cancels the request in flight.
+"""
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSplitter,
+                               QVBoxLayout, QWidget)
+
+from engine import catalogue
+from gui.dropping import dropped_paths
+from gui.qimage import array_to_pixmap
+from gui.samples import sample_photos
+from gui.widgets.image_view import ImageView
+from gui.widgets.sample_strip import SampleStrip
+from gui.widgets.topk_bars import TopKBars
+
+IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif *.heic *.heif);;All files (*)"
+
+
+class ClassifyPanel(QWidget):
+    panel_id = "classify"
+
+    def __init__(self, bridge, settings, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.bridge = bridge
+        self.settings = settings
+        self.current_path: str | None = None
+        self._job: int | None = None
+        self.setAcceptDrops(True)
+
+        self.open_button = QPushButton("Open image…")
+        self.open_button.clicked.connect(self._choose_file)
+        self.model_combo = QComboBox()
+        for e in catalogue.entries("classify"):
+            self.model_combo.addItem(e.name, e.id)
+            self.model_combo.setItemData(self.model_combo.count() - 1, e.description, Qt.ItemDataRole.ToolTipRole)
+        saved = self.settings.value("classify/model", catalogue.DEFAULT_CLASSIFIER)
+        self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(saved)))
+        self.model_combo.currentIndexChanged.connect(self._model_changed)
+
+        top = QHBoxLayout()
+        top.addWidget(self.open_button)
+        top.addSpacing(12)
+        top.addWidget(QLabel("Model:"))
+        top.addWidget(self.model_combo, 1)
+
+        self.image_view = ImageView("Drop an image here\nor click “Open image…”\n\n"
+                                    "JPEG · PNG · WebP · BMP · TIFF · GIF · HEIC")
+        self.image_view.file_dropped.connect(self.classify_path)
+
+        self.heading = QLabel("Top-5 classes")
+        self.heading.setStyleSheet("font-weight: 600; font-size: 15px;")
+        self.bars = TopKBars()
+        self.details = QLabel("")
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details.setStyleSheet("color: palette(mid);")
+        self.error_label = QLabel("")
+        self.error_label.setWordWrap(True)
+        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_label.setStyleSheet(
+            "background: #fdecea; color: #8a1c13; border: 1px solid #f5c2bd; border-radius: 4px; padding: 8px;")
+        self.error_label.hide()
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.addWidget(self.heading)
+        rl.addWidget(self.bars)
+        rl.addWidget(self.error_label)
+        rl.addWidget(self.details)
+        rl.addStretch(1)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.image_view)
+        split.addWidget(right)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+
+        self.samples = SampleStrip(sample_photos())
+        self.samples.chosen.connect(self.classify_path)
+
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(split, 1)
+        lay.addWidget(self.samples)
+
+    # ------------------------------------------------------------------ actions
+    def model_id(self) -> str:
+        return self.model_combo.currentData()
+
+    def classify_path(self, path: str) -> None:
+        """Show and classify `path` (from Open, a drop or a sample)."""
+        if self._job is not None:
+            self.bridge.cancel(self._job)
+        self.current_path = path
+        self.heading.setText(f"Classifying {os.path.basename(path)}…")
+        self._job = self.bridge.submit(
+            "classify", {"path": path, "model_id": self.model_id(), "top_k": 5},
+            name=f"Classify {os.path.basename(path)}", on_result=self._show_result, on_error=self._show_error)
+
+    def _choose_file(self) -> None:
+        start = self.settings.value("classify/last_dir", os.path.expanduser("~"))
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", start, IMAGE_FILTER)
+        if path:
+            self.settings.setValue("classify/last_dir", os.path.dirname(path))
+            self.classify_path(path)
+
+    def _model_changed(self) -> None:
+        self.settings.setValue("classify/model", self.model_id())
+        if self.current_path:
+            self.classify_path(self.current_path)  # keep the image, re-run with the new model
+
+    # ------------------------------------------------------------------ results
+    def _show_result(self, res) -> None:
+        if res.path != self.current_path:
+            return  # a late answer for an image the user has moved on from
+        self._job = None
+        self.error_label.hide()
+        if res.preview is not None:
+            self.image_view.set_pixmap(array_to_pixmap(res.preview))
+        self.heading.setText(f"Top-{len(res.top)} classes · {os.path.basename(res.path)}")
+        self.bars.set_rows([(p.label, p.description, p.prob) for p in res.top])
+        w, h = res.image_size
+        self.details.setText(f"{w}×{h} px · {self.model_combo.currentText()} · {1000 * res.seconds:.0f} ms")
+
+    def _show_error(self, err) -> None:
+        self._job = None
+        self.heading.setText("Could not classify this file")
+        self.bars.set_rows([])
+        self.image_view.set_pixmap(None)
+        self.image_view.set_placeholder("No image\n\nDrop another image here")
+        self.details.setText("")
+        self.error_label.setText(err.message)
+        self.error_label.show()
+
+    def top_labels(self) -> list[str]:
+        return [r[0] for r in self.bars.rows()]
+
+    # ------------------------------------------------------------------ drops anywhere on the panel
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if dropped_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = dropped_paths(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.classify_path(paths[0])

@@ -1,0 +1,65 @@
+"""Horizontal probability bars for top-k predictions, drawn in one paint pass."""
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QPainter, QPalette
+from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
+
+ROW_H = 34
+
+
+class TopKBars(QWidget):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._rows: list[tuple[str, str, float]] = []  # (label, tooltip, probability)
+        self.setMouseTracking(True)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+
+    def set_rows(self, rows: list[tuple[str, str, float]]) -> None:
+        self._rows = list(rows)
+        self.updateGeometry()
+        self.update()
+
+    def rows(self) -> list[tuple[str, str, float]]:
+        return list(self._rows)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(320, max(1, len(self._rows)) * ROW_H + 8)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(200, max(1, len(self._rows)) * ROW_H + 8)
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pal = self.palette()
+        accent = pal.color(QPalette.ColorRole.Highlight)
+        track = pal.color(QPalette.ColorRole.AlternateBase)
+        label_w = min(220, int(self.width() * 0.42))
+        pct_w = 64
+        bar_w = max(20, self.width() - label_w - pct_w - 16)
+        bold = QFont(self.font())
+        bold.setBold(True)
+        for i, (label, _, prob) in enumerate(self._rows):
+            y = 4 + i * ROW_H
+            p.setFont(bold if i == 0 else self.font())
+            p.setPen(pal.color(QPalette.ColorRole.WindowText))
+            p.drawText(QRectF(4, y, label_w - 8, ROW_H - 6),
+                       Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
+                       p.fontMetrics().elidedText(label, Qt.TextElideMode.ElideRight, label_w - 8))
+            bar = QRectF(label_w, y + 6, bar_w, ROW_H - 18)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(track)
+            p.drawRoundedRect(bar, 4, 4)
+            color = QColor(accent) if i == 0 else QColor(accent).lighter(150)
+            p.setBrush(color)
+            p.drawRoundedRect(QRectF(bar.x(), bar.y(), max(2.0, bar.width() * prob), bar.height()), 4, 4)
+            p.setPen(pal.color(QPalette.ColorRole.WindowText))
+            p.drawText(QRectF(label_w + bar_w + 6, y, pct_w, ROW_H - 6),
+                       Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, f"{100 * prob:.1f}%")
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        i = int((event.position().y() - 4) // ROW_H)
+        if 0 <= i < len(self._rows):
+            label, tip, prob = self._rows[i]
+            QToolTip.showText(event.globalPosition().toPoint(), f"{tip}\n{100 * prob:.2f}%", self)

@@ -48,12 +48,10 @@ class EngineBridge(QObject):
                on_partial=None, on_cancelled=None) -> int:
         """Submit a named engine request; the callbacks run on the GUI thread."""
         priority = Priority.BACKGROUND if background else Priority.INTERACTIVE
-        # Register callbacks before the engine can possibly answer.
-        cbs = _Callbacks(on_result, on_error, on_progress, on_partial, on_cancelled)
         handle = self.engine.submit(request, params, name=name, priority=priority)
-        if handle.info.state.finished:  # cancelled or failed synchronously
-            return handle.id
-        self._callbacks[handle.id] = cbs
+        # Safe even if the job has already finished: its events reach _dispatch through
+        # the queued signal, which cannot run before this GUI-thread call returns.
+        self._callbacks[handle.id] = _Callbacks(on_result, on_error, on_progress, on_partial, on_cancelled)
         return handle.id
 
     def cancel(self, job_id: int) -> None:

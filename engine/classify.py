@@ -14,6 +14,9 @@ from engine.jobs import Partial, Progress
 from engine.resources import labels, short_label
 
 
+PREVIEW_SIDE = 1024  # long side of the display copy sent to the GUI
+
+
 @dataclass(frozen=True)
 class Prediction:
     index: int
@@ -28,7 +31,8 @@ class ClassifyResult:
     model_id: str
     top: tuple[Prediction, ...]
     image_size: tuple[int, int]
-    seconds: float
+    seconds: float  # decode + preprocess + forward
+    load_seconds: float = 0.0  # model load, when this request had to load it
     preview: np.ndarray | None = None  # (H, W, 3) uint8, EXIF-oriented
 
 
@@ -78,15 +82,19 @@ def classify_image(ctx, path: str, model_id: str, top_k: int, want_preview: bool
     t0 = time.perf_counter()
     entry = catalogue.get(model_id)
     pp = entry.preprocess
-    img = open_image(path, draft=(pp.resize, pp.resize))
+    # JPEG draft decoding at the size we need: the model's input, or the preview's.
+    need = max(pp.resize, PREVIEW_SIDE if want_preview else 0)
+    img = open_image(path, draft=(need, need))  # bad files fail before any model load
+    t_load = time.perf_counter()
     model = load_model(ctx, model_id)
+    load_seconds = time.perf_counter() - t_load
     x = preprocess(img, pp).to(ctx.device)
     with torch.inference_mode():
         probs = model(x).float().softmax(-1)[0].cpu().numpy()
     return ClassifyResult(
         path=str(path), model_id=model_id, top=_top_k(probs, labels(entry.labels), top_k),
-        image_size=img.size, seconds=time.perf_counter() - t0,
-        preview=preview_array(img) if want_preview else None)
+        image_size=img.size, seconds=time.perf_counter() - t0 - load_seconds, load_seconds=load_seconds,
+        preview=preview_array(img, PREVIEW_SIDE) if want_preview else None)
 
 
 def classify_job(ctx, path: str, model_id: str = catalogue.DEFAULT_CLASSIFIER, top_k: int = 5,

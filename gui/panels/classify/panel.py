@@ -124,7 +124,10 @@ class ClassifyPanel(QWidget):
         self.heading.setText(f"Top-{len(res.top)} classes · {os.path.basename(res.path)}")
         self.bars.set_rows([(p.label, p.description, p.prob) for p in res.top])
         w, h = res.image_size
-        self.details.setText(f"{w}×{h} px · {self.model_combo.currentText()} · {1000 * res.seconds:.0f} ms")
+        timing = f"{1000 * res.seconds:.0f} ms"
+        if res.load_seconds > 0.05:
+            timing += f" (+{res.load_seconds:.1f} s to load the model)"
+        self.details.setText(f"{w}×{h} px · {self.model_combo.currentText()} · {timing}")
 
     def _show_error(self, err) -> None:
         self._job = None

@@ -1,0 +1,57 @@
+"""Regenerate the README screenshots offscreen: `python docs/make_screenshots.py`.
+
+Each panel is shown with a real result (sample photos, real weights), then grabbed.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["PATCHWORK_HOME"] = tempfile.mkdtemp(prefix="pw-shots-")
+
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+
+def wait(app: QApplication, cond, timeout: float = 60.0) -> None:
+    t0 = time.time()
+    while not cond():
+        if time.time() - t0 > timeout:
+            raise TimeoutError("screenshot state not reached")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def main() -> None:
+    app = QApplication([])
+    from gui.app import create_window
+    from gui.samples import sample_photos
+
+    window, bridge = create_window("cpu")
+    window.resize(1200, 800)
+    window.show()
+    bridge.start()
+    out = ROOT / "docs" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+
+    panel = window.panels["classify"]
+    coffee = next(p for p, _ in sample_photos() if p.endswith("coffee.png"))
+    panel.classify_path(coffee)
+    wait(app, lambda: bool(panel.top_labels()))
+    wait(app, lambda: bridge.status is not None and bridge.status.loaded_models)
+    for _ in range(30):  # let thumbnails and the status bar settle
+        app.processEvents()
+        time.sleep(0.02)
+    window.tabs.setCurrentWidget(panel)
+    window.grab().save(str(out / "classify.png"))
+    print("wrote", out / "classify.png")
+    bridge.shutdown()
+
+
+if __name__ == "__main__":
+    main()

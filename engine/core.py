@@ -114,7 +114,12 @@ class Engine:
         return self
 
     def add_listener(self, fn: Listener) -> None:
-        """fn(event) is called on the engine thread with JobEvent or EngineStatus."""
+        """fn(event) receives JobEvent, EngineStatus and EngineWarning objects.
+
+        Mostly on the engine thread; the QUEUED event of submit() and the CANCELLED event
+        of a job cancelled while queued come on the caller's thread. Listeners must not
+        block (the GUI's bridge only re-emits a queued Qt signal).
+        """
         self._listeners.append(fn)
 
     def remove_listener(self, fn: Listener) -> None:
@@ -136,8 +141,9 @@ class Engine:
             self._jobs[info.id] = job
             (self._interactive if priority == Priority.INTERACTIVE else self._background).append(job)
             self._prune_history()
+            # Emitted under the lock so no listener can see RUNNING before QUEUED.
+            self._emit(JobEvent(info.id, "state", info.state, info))
             self._cv.notify_all()
-        self._emit(JobEvent(info.id, "state", info.state, info))
         return handle
 
     def cancel(self, job_id: int) -> None:
@@ -147,7 +153,9 @@ class Engine:
             if job is None or job.info.state.finished:
                 return
             job.handle._cancel.set()
-            queued = job.info.state is JobState.QUEUED and job.gen is None
+            # The engine thread marks a job RUNNING under this lock as it dequeues it,
+            # so a QUEUED job here is certainly not being run.
+            queued = job.info.state is JobState.QUEUED
             if queued:
                 for q in (self._interactive, self._background):
                     if job in q:
@@ -190,7 +198,8 @@ class Engine:
                 self._emit(EngineWarning(self.warnings[-1]))
         except BaseException as exc:  # noqa: BLE001 - reported as data, never silent
             self._startup_error = _error_info(exc)
-            log.error("engine start-up failed: %s", self._startup_error.message)
+            # Reported through the status and every job's error; only a debug trace here.
+            log.debug("engine start-up failed: %s", self._startup_error.message)
         self._publish_status(force=True)
         self.ready.set()
         while True:
@@ -216,10 +225,13 @@ class Engine:
     def _next_job(self) -> _Job | None:
         with self._cv:
             while not self._stopping:
-                if self._interactive:
-                    return self._interactive.popleft()
-                if self._background:
-                    return self._background.popleft()
+                queue = self._interactive or self._background
+                if queue:
+                    job = queue.popleft()
+                    if job.info.state is JobState.QUEUED:
+                        job.info.state = JobState.RUNNING
+                        job.info.started = time.monotonic()
+                    return job
                 self._cv.wait(timeout=1.0)
                 return None
             return None
@@ -234,9 +246,7 @@ class Engine:
             return True
         try:
             if job.gen is None:
-                job.info.started = time.monotonic()
-                job.info.state = JobState.RUNNING
-                self._emit(JobEvent(job.info.id, "state", job.info.state, job.info))
+                self._emit(JobEvent(job.info.id, "state", job.info.state, job.info))  # RUNNING
                 from engine.context import JobContext
 
                 out = resolve_request(job.fn)(JobContext(self.context, job.handle), **job.params)
@@ -292,8 +302,8 @@ class Engine:
             job.info.error = value
             self._emit(JobEvent(job.info.id, "error", value, job.info))
         self._emit(JobEvent(job.info.id, "state", state, job.info))
+        self._publish_status(force=True)  # before _done, so a caller of result() sees fresh status
         job.handle._done.set()
-        self._publish_status(force=True)
 
     def _prune_history(self) -> None:
         finished = [i for i, j in self._jobs.items() if j.info.state.finished]

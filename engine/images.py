@@ -54,7 +54,9 @@ def open_image(path: str | os.PathLike, *, draft: tuple[int, int] | None = None)
         raise BadImageError(p, "empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own MAX_PIXELS check below is the limit; Pillow's warning at 89 MP would
+            # refuse ordinary 100 MP camera photos. (Pillow's hard error stays above 179 MP.)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(p)
             w, h = img.size
             if w * h > MAX_PIXELS:
@@ -72,7 +74,7 @@ def open_image(path: str | os.PathLike, *, draft: tuple[int, int] | None = None)
         raise
     except UnidentifiedImageError:
         raise BadImageError(p, "not an image, or a format Patchwork cannot read") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise BadImageError(p, f"refused as a possible decompression bomb ({exc})") from None
     except PermissionError:
         raise BadImageError(p, "unreadable (permission denied)") from None

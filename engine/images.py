@@ -7,6 +7,7 @@ so a decompression bomb is refused without allocating its pixels.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -75,7 +76,11 @@ def open_image(path: str | os.PathLike, *, draft: tuple[int, int] | None = None)
     except UnidentifiedImageError:
         raise BadImageError(p, "not an image, or a format Patchwork cannot read") from None
     except Image.DecompressionBombError as exc:
-        raise BadImageError(p, f"refused as a possible decompression bomb ({exc})") from None
+        # Pillow refuses > 179 MP inside Image.open, before our own check can run.
+        m = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(m.group(1)) / 1e6:.0f} megapixels" if m else "its pixel count"
+        raise BadImageError(p, f"too large: {size} exceeds the {MAX_PIXELS / 1e6:.0f} MP limit "
+                               "(possible decompression bomb); not decoded") from None
     except PermissionError:
         raise BadImageError(p, "unreadable (permission denied)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

@@ -13,10 +13,12 @@ class TopKBars(QWidget):
         super().__init__(parent)
         self._rows: list[tuple[str, str, float]] = []  # (label, tooltip, probability)
         self.setMouseTracking(True)
+        self.setVisible(False)  # until there are rows
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
 
     def set_rows(self, rows: list[tuple[str, str, float]]) -> None:
         self._rows = list(rows)
+        self.setVisible(bool(self._rows))
         self.updateGeometry()
         self.update()
 

@@ -1,13 +1,13 @@
 """Image classification jobs: decode, preprocess with the model's own config, top-k."""
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from engine import catalogue
+from engine.catalogue.load import load_model
 from engine.errors import BadImageError
 from engine.images import open_image, preview_array
 from engine.jobs import Partial, Progress
@@ -40,18 +40,6 @@ class ClassifyResult:
 class BatchResult:
     results: tuple[ClassifyResult, ...]
     failures: tuple[tuple[str, str], ...]  # (path, reason) for every skipped file
-
-
-def load_model(ctx, model_id: str):
-    """The catalogue model on the engine's device, from the model cache."""
-    entry = catalogue.get(model_id)
-
-    def build():
-        module, _, fn = entry.builder.partition(":")
-        model = getattr(importlib.import_module(module), fn)(entry)
-        return model.to(ctx.device).eval()
-
-    return ctx.models.get(f"{model_id}@{ctx.device}", build)
 
 
 def preprocess(img, pp: catalogue.Preprocess):

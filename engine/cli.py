@@ -85,12 +85,14 @@ def _models(args) -> int:
     from dataclasses import asdict
 
     from engine import catalogue
+    from engine.catalogue.locate import state_of
 
-    rows = catalogue.entries()
-    if args.json:
-        for e in rows:
-            print(json.dumps(asdict(e)))
-    else:
-        for e in rows:
-            print(f"{e.id:24s} {e.family:12s} {e.state:8s} {e.size_mb:7.1f} MB  {e.name}")
+    for e in catalogue.entries():
+        st = state_of(e)
+        if args.json:
+            row = asdict(e)
+            row.update(state=st.state, state_detail=st.detail, path=st.path)
+            print(json.dumps(row))
+        else:
+            print(f"{e.id:22s} {e.family:14s} {st.state:15s} {e.size_mb:8.1f} MB  {e.name}")
     return EXIT_OK

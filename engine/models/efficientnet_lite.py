@@ -46,16 +46,14 @@ def map_key(key: str) -> str:
 
 
 def build(entry=None, path: str | None = None):
-    """The model in eval mode with the packaged weights (checksum-verified), loaded strictly."""
+    """The model in eval mode with the packaged weights, loaded strictly.
+
+    The catalogue has already verified the file's checksum when `entry` is given.
+    """
     import timm
     import torch
 
-    from engine.integrity import verify_sha256
-
-    path = path or weights_path()
-    if entry is not None and entry.sha256:
-        verify_sha256(path, entry.sha256)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = torch.load(str(path or weights_path()), map_location="cpu", weights_only=True)
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
     model.load_state_dict({map_key(k): v for k, v in state.items()}, strict=True)
     return model.eval()

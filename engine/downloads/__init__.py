@@ -1,0 +1,1 @@
+"""Fetching weights on explicit request: resumable, cancellable, verified, atomic."""

@@ -40,7 +40,7 @@ class EngineContext:
             accel = self.torch.cuda.memory_allocated(self.torch.device(self.device)) / 2**20
         return EngineStatus(device=self.device, device_name=device_name(self.device), rss_mb=_rss_mb(),
                             accel_mb=accel, loaded_models=self.models.loaded(), busy=busy,
-                            torch_version=self.torch.__version__)
+                            torch_version=self.torch.__version__, budget_mb=self.models.budget_mb)
 
 
 class JobContext:
@@ -74,6 +74,11 @@ def set_device_job(ctx: JobContext, device: str | None = None) -> str:
 
 
 def unload_models_job(ctx: JobContext, model_id: str | None = None) -> tuple:
-    ctx.models.unload(model_id)
+    """Unload one catalogue model (on every device it is loaded on) or all of them."""
+    if model_id is None:
+        ctx.models.unload()
+    for key, _ in ctx.models.loaded():
+        if key.split("@", 1)[0] == model_id:
+            ctx.models.unload(key)
     ctx.engine._free_accelerator()
     return ctx.models.loaded()

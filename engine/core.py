@@ -49,6 +49,9 @@ REQUESTS: dict[str, str] = {
     "classify_batch": "engine.classify:classify_batch_job",
     "set_device": "engine.context:set_device_job",
     "unload_models": "engine.context:unload_models_job",
+    "list_models": "engine.catalogue.jobs:list_models_job",
+    "import_model": "engine.catalogue.jobs:import_model_job",
+    "delete_user_model": "engine.catalogue.jobs:delete_user_model_job",
 }
 
 Listener = Callable[[Any], None]

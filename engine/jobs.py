@@ -112,6 +112,7 @@ class EngineStatus:
     loaded_models: tuple[tuple[str, float], ...]
     busy: bool
     torch_version: str = ""
+    budget_mb: float = 0.0  # the model cache's memory budget
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,10 @@ from engine.core import Engine
 from engine.jobs import EngineStatus, EngineWarning, JobEvent, JobInfo, Priority
 
 
+#: Jobs whose end can change what the model catalogue lists.
+CATALOGUE_KINDS = {"download_model", "delete_model", "import_model", "delete_user_model", "train"}
+
+
 @dataclass
 class _Callbacks:
     on_result: Callable[[Any], None] | None = None
@@ -29,6 +33,7 @@ class EngineBridge(QObject):
     jobs_changed = Signal()  # a job was added or changed state
     status_changed = Signal(object)  # EngineStatus
     warning = Signal(str)  # EngineWarning and job errors the user should see
+    catalogue_changed = Signal()  # a model was downloaded, deleted, imported or trained
     _incoming = Signal(object)
 
     def __init__(self, device: str | None = None, parent: QObject | None = None):
@@ -78,6 +83,8 @@ class EngineBridge(QObject):
         cbs = self._callbacks.get(event.job_id)
         if event.kind == "state":
             self.jobs_changed.emit()
+            if event.payload.finished and event.info.kind in CATALOGUE_KINDS:
+                self.catalogue_changed.emit()
             if event.payload.finished:
                 done = self._callbacks.pop(event.job_id, None)
                 if done and event.payload.value == "cancelled" and done.on_cancelled:

@@ -57,11 +57,24 @@ class MainWindow(QMainWindow):
             group.addAction(act)
             device_menu.addAction(act)
             self.device_actions[choice] = act
+        models = self.menuBar().addMenu("&Models")
+        models.addAction(QAction("&Manage models…", self, triggered=self.show_models_dialog))
         engine.addAction(QAction("&Unload all models", self,
                                  triggered=lambda: self.bridge.submit("unload_models", name="Unload models")))
 
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(QAction("&About Patchwork", self, triggered=self._about))
+
+    def show_models_dialog(self):
+        from gui.models_dialog import ModelsDialog
+
+        if getattr(self, "models_dialog", None) is None:
+            self.models_dialog = ModelsDialog(self.bridge, self.settings, self)
+        else:
+            self.models_dialog.refresh()
+        self.models_dialog.show()
+        self.models_dialog.raise_()
+        return self.models_dialog
 
     def set_device(self, choice: str) -> None:
         """Persist the choice and switch the running engine (models reload on the new device)."""

@@ -28,8 +28,10 @@ class EngineStatusBar(QStatusBar):
         mem = f"RAM {st.rss_mb:.0f} MB"
         if st.accel_mb is not None:
             mem += f" · GPU {st.accel_mb:.0f} MB"
-        if st.loaded_models:
-            mem += f" · {len(st.loaded_models)} model(s) loaded"
+        used = sum(mb for _, mb in st.loaded_models)
+        mem += f" · models {used:.0f}/{st.budget_mb:.0f} MB"
         self.memory_label.setText(mem)
-        self.memory_label.setToolTip("\n".join(f"{k}: {v:.0f} MB" for k, v in st.loaded_models)
-                                     or "No models loaded")
+        self.memory_label.setToolTip(
+            "Loaded models share a memory budget; least recently used ones are unloaded first.\n"
+            + ("\n".join(f"{k}: {v:.0f} MB" for k, v in st.loaded_models) or "No models loaded")
+            + "\nEngine → Unload all models frees them now.")

@@ -81,6 +81,6 @@ def state_of(entry: ModelEntry) -> EntryState:
     if live is not None:  # a failed download
         return live
     if entry.source.kind in ("url", "hf", "hf-snapshot"):
-        return EntryState(entry.id, NEEDS_DOWNLOAD, f"{entry.size_mb:.0f} MB download")
+        return EntryState(entry.id, NEEDS_DOWNLOAD)
     return EntryState(entry.id, FAILED, f"weights file missing: {entry.source.location}")
 

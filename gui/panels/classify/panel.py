@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSplitter,
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPushButton, QSplitter,
                                QVBoxLayout, QWidget)
 
 from engine import catalogue
@@ -15,6 +15,7 @@ from gui.dropping import dropped_paths
 from gui.qimage import array_to_pixmap
 from gui.samples import sample_photos
 from gui.widgets.image_view import ImageView
+from gui.widgets.model_picker import ModelPicker
 from gui.widgets.sample_strip import SampleStrip
 from gui.widgets.topk_bars import TopKBars
 
@@ -34,19 +35,14 @@ class ClassifyPanel(QWidget):
 
         self.open_button = QPushButton("Open image…")
         self.open_button.clicked.connect(self._choose_file)
-        self.model_combo = QComboBox()
-        for e in catalogue.entries("classify"):
-            self.model_combo.addItem(e.name, e.id)
-            self.model_combo.setItemData(self.model_combo.count() - 1, e.description, Qt.ItemDataRole.ToolTipRole)
-        saved = self.settings.value("classify/model", catalogue.DEFAULT_CLASSIFIER)
-        self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(saved)))
-        self.model_combo.currentIndexChanged.connect(self._model_changed)
+        self.model_picker = ModelPicker(bridge, "classify", settings, default=catalogue.DEFAULT_CLASSIFIER)
+        self.model_picker.model_changed.connect(self._model_changed)
 
         top = QHBoxLayout()
         top.addWidget(self.open_button)
         top.addSpacing(12)
         top.addWidget(QLabel("Model:"))
-        top.addWidget(self.model_combo, 1)
+        top.addWidget(self.model_picker, 1)
 
         self.image_view = ImageView("Drop an image here\nor click “Open image…”\n\n"
                                     "JPEG · PNG · WebP · BMP · TIFF · GIF · HEIC")
@@ -89,7 +85,7 @@ class ClassifyPanel(QWidget):
 
     # ------------------------------------------------------------------ actions
     def model_id(self) -> str:
-        return self.model_combo.currentData()
+        return self.model_picker.current_id() or catalogue.DEFAULT_CLASSIFIER
 
     def classify_path(self, path: str) -> None:
         """Show and classify `path` (from Open, a drop or a sample)."""
@@ -108,8 +104,7 @@ class ClassifyPanel(QWidget):
             self.settings.setValue("classify/last_dir", os.path.dirname(path))
             self.classify_path(path)
 
-    def _model_changed(self) -> None:
-        self.settings.setValue("classify/model", self.model_id())
+    def _model_changed(self, _model_id: str = "") -> None:
         if self.current_path:
             self.classify_path(self.current_path)  # keep the image, re-run with the new model
 
@@ -127,7 +122,7 @@ class ClassifyPanel(QWidget):
         timing = f"{1000 * res.seconds:.0f} ms"
         if res.load_seconds > 0.05:
             timing += f" (+{res.load_seconds:.1f} s to load the model)"
-        self.details.setText(f"{w}×{h} px · {self.model_combo.currentText()} · {timing}")
+        self.details.setText(f"{w}×{h} px · {catalogue.get(res.model_id).name} · {timing}")
 
     def _show_error(self, err) -> None:
         self._job = None

@@ -77,6 +77,7 @@ class _Job:
         self.params = params
         self.handle = handle
         self.gen = None
+        self.paused = False
         self.last_emit: dict[str, float] = {}
         self.pending: dict[str, Any] = {}
 
@@ -98,6 +99,7 @@ class Engine:
         self._cv = threading.Condition()
         self._interactive: deque[_Job] = deque()
         self._background: deque[_Job] = deque()
+        self._paused: dict[int, _Job] = {}
         self._jobs: dict[int, _Job] = {}
         self._ids = itertools.count(1)
         self._listeners: list[Listener] = []
@@ -163,9 +165,40 @@ class Engine:
                 for q in (self._interactive, self._background):
                     if job in q:
                         q.remove(job)
+            elif job.info.id in self._paused:  # let the engine thread close it
+                self._background.appendleft(self._paused.pop(job.info.id))
             self._cv.notify_all()
         if queued:
             self._finish(job, JobState.CANCELLED, None)
+
+    def pause(self, job_id: int) -> None:
+        """Pause a background job between two of its steps (interactive jobs are not paused)."""
+        with self._cv:
+            job = self._jobs.get(job_id)
+            if job is None or job.info.state.finished or job.info.priority != Priority.BACKGROUND:
+                return
+            job.paused = True
+            if job in self._background:
+                self._background.remove(job)
+                self._park(job)
+
+    def resume(self, job_id: int) -> None:
+        with self._cv:
+            job = self._jobs.get(job_id)
+            if job is None or not job.paused:
+                return
+            job.paused = False
+            if self._paused.pop(job_id, None) is not None:
+                job.info.state = JobState.RUNNING if job.gen is not None else JobState.QUEUED
+                self._background.append(job)
+                self._emit(JobEvent(job.info.id, "state", job.info.state, job.info))
+            self._cv.notify_all()
+
+    def _park(self, job: _Job) -> None:
+        """Under the lock: move a paused background job aside until resume()."""
+        self._paused[job.info.id] = job
+        job.info.state = JobState.PAUSED
+        self._emit(JobEvent(job.info.id, "state", job.info.state, job.info))
 
     def jobs(self) -> list[JobInfo]:
         with self._cv:
@@ -218,7 +251,10 @@ class Engine:
             else:
                 if not self._advance(job):
                     with self._cv:
-                        self._background.append(job)
+                        if job.paused and not job.handle.cancel_requested:
+                            self._park(job)
+                        else:
+                            self._background.append(job)
             self._publish_status()
         # Close whatever is left so its finally blocks run.
         for job in list(self._jobs.values()):

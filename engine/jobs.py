@@ -21,6 +21,7 @@ class Priority(enum.IntEnum):
 class JobState(str, enum.Enum):
     QUEUED = "queued"
     RUNNING = "running"
+    PAUSED = "paused"
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"

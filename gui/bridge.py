@@ -62,6 +62,12 @@ class EngineBridge(QObject):
     def cancel(self, job_id: int) -> None:
         self.engine.cancel(job_id)
 
+    def pause(self, job_id: int) -> None:
+        self.engine.pause(job_id)
+
+    def resume(self, job_id: int) -> None:
+        self.engine.resume(job_id)
+
     def jobs(self) -> list[JobInfo]:
         return self.engine.jobs()
 

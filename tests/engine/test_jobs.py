@@ -470,3 +470,45 @@ def test_set_device_request(engine):
         engine.submit("set_device", {"device": "bogus"}).result(timeout=WAIT)
     assert exc_info.value.info.type == "DeviceError" and exc_info.value.info.expected
     assert engine.submit(lambda ctx: ctx.device).result(timeout=WAIT) == "cpu"
+
+
+def test_pause_and_resume_a_background_job():
+    """A paused job makes no steps until resumed, then carries on where it was."""
+    from engine.core import Engine as _Engine
+
+    steps = []
+
+    def counter(ctx):
+        for i in range(1000):
+            steps.append(i)
+            time.sleep(0.005)
+            yield Progress(i / 1000)
+        return len(steps)
+
+    eng = _Engine(device="cpu").start()
+    try:
+        h = eng.submit(counter, priority=Priority.BACKGROUND)
+        deadline = time.monotonic() + 10
+        while len(steps) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        eng.pause(h.id)
+        time.sleep(0.2)
+        assert h.state is JobState.PAUSED
+        frozen = len(steps)
+        time.sleep(0.3)
+        assert len(steps) == frozen  # nothing advanced while paused
+        assert eng.submit(lambda ctx: "still serving").result(5) == "still serving"
+        eng.resume(h.id)
+        assert h.result(30) == 1000
+        assert steps == list(range(1000))
+        # cancelling a paused job finishes it (and closes its generator) promptly
+        h2 = eng.submit(counter, priority=Priority.BACKGROUND)
+        time.sleep(0.1)
+        eng.pause(h2.id)
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        h2.cancel()
+        assert h2.wait(1.0) and time.monotonic() - t0 < 1.0
+        assert h2.state is JobState.CANCELLED
+    finally:
+        eng.shutdown()

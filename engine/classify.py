@@ -11,6 +11,7 @@ from engine.catalogue.load import load_model
 from engine.errors import BadImageError
 from engine.images import open_image, preview_array
 from engine.jobs import Partial, Progress
+from engine.preprocess import to_input
 from engine.resources import labels, short_label
 
 
@@ -43,20 +44,10 @@ class BatchResult:
 
 
 def preprocess(img, pp: catalogue.Preprocess):
-    """PIL RGB image -> (1, 3, S, S) float tensor: resize short side, centre crop, normalise."""
+    """PIL RGB image -> (1, C, S, S) float tensor with the model's own preprocessing."""
     import torch
-    from PIL import Image
 
-    resample = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}[pp.interpolation]
-    w, h = img.size
-    scale = pp.resize / min(w, h)
-    img = img.resize((max(pp.input_size, round(w * scale)), max(pp.input_size, round(h * scale))), resample)
-    w, h = img.size
-    left, top = (w - pp.input_size) // 2, (h - pp.input_size) // 2
-    img = img.crop((left, top, left + pp.input_size, top + pp.input_size))
-    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)  # S x S x 3
-    x = (x - torch.tensor(pp.mean)) / torch.tensor(pp.std)
-    return x.permute(2, 0, 1).unsqueeze(0).contiguous()  # 1 x 3 x S x S
+    return torch.from_numpy(to_input(img, pp)).unsqueeze(0)
 
 
 def _top_k(probs: np.ndarray, names: tuple[str, ...], k: int) -> tuple[Prediction, ...]:

@@ -52,6 +52,10 @@ REQUESTS: dict[str, str] = {
     "list_models": "engine.catalogue.jobs:list_models_job",
     "import_model": "engine.catalogue.jobs:import_model_job",
     "delete_user_model": "engine.catalogue.jobs:delete_user_model_job",
+    "index_folder": "engine.search.index:index_job",
+    "search": "engine.search.query:search_job",
+    "download_model": "engine.downloads.jobs:download_model_job",
+    "delete_model": "engine.downloads.jobs:delete_model_job",
 }
 
 Listener = Callable[[Any], None]

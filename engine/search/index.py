@@ -1,0 +1,161 @@
+"""Indexing a photo folder: incremental, crash-safe, decoding in a worker pool.
+
+Unchanged files (same size and mtime) are skipped; a moved or renamed file reuses its
+vector by content hash; deleted files are pruned; bad files are recorded with their
+reason and never stop the job. JPEGs are decoded in draft mode at the model's input size.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from hashlib import blake2b
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import BadImageError, PatchworkError
+from engine.images import SUFFIXES, open_image
+from engine.jobs import Partial, Progress
+from engine.preprocess import to_input
+from engine.search import db
+from engine.search.embedders import DEFAULT_SEARCH_MODEL, Embedder
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    root: str
+    model_id: str
+    total: int  # image files found
+    embedded: int  # decoded and run through the model this time
+    reused: int  # new paths whose content was already indexed (moved, renamed, copied)
+    unchanged: int
+    removed: int  # rows of deleted files pruned
+    bad: tuple[tuple[str, str], ...]  # (path, reason) of every file that could not be indexed
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Item:
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str | None = None
+    array: np.ndarray | None = None
+    reason: str | None = None
+
+
+def scan(root: str) -> list[tuple[str, int, int]]:
+    """(path, size, mtime_ns) of every image-suffixed file under root; hidden folders skipped."""
+    out = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith(".") or Path(name).suffix.lower() not in SUFFIXES:
+                continue
+            path = os.path.join(folder, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            out.append((path, st.st_size, st.st_mtime_ns))
+    return out
+
+
+def _prepare(path: str, size: int, mtime_ns: int, pp, known_hashes: frozenset) -> _Item:
+    """Worker thread: read, hash, and (unless the content is known) decode + preprocess."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        return _Item(path, size, mtime_ns, reason=f"unreadable ({exc.strerror or exc})")
+    digest = blake2b(data, digest_size=16).hexdigest()
+    if digest in known_hashes:
+        return _Item(path, size, mtime_ns, digest)
+    try:
+        img = open_image(path, draft=(pp.resize, pp.resize), data=data)
+        return _Item(path, size, mtime_ns, digest, to_input(img, pp))
+    except BadImageError as exc:
+        return _Item(path, size, mtime_ns, digest, reason=exc.reason)
+
+
+def index_job(ctx, folder: str, model_id: str = DEFAULT_SEARCH_MODEL, db_path: str | None = None,
+              batch_size: int = 16, workers: int | None = None):
+    t0 = time.perf_counter()
+    root = str(Path(folder).expanduser().resolve())
+    if not os.path.isdir(root):
+        raise PatchworkError(f"{folder}: not a folder")
+    yield Progress(None, "scanning folder")
+    files = scan(root)
+    yield Progress(None, "loading model")
+    embedder = Embedder(ctx, model_id)
+    con = db.connect(db_path)
+    pool = ThreadPoolExecutor(max_workers=workers or max(1, min(8, os.cpu_count() or 1)),
+                              thread_name_prefix="patchwork-decode")
+    try:
+        dim = embedder.encode_texts(["photo"]).shape[1]
+        tbl = db.emb_table(con, model_id, dim)
+        known = {p: (s, m, h, st) for p, s, m, h, st in con.execute(
+            "SELECT path, size, mtime_ns, hash, status FROM files WHERE root=?", (root,))}
+        have = {h for (h,) in con.execute(f"SELECT hash FROM {tbl}")}
+        todo, unchanged = [], 0
+        for path, size, mtime in files:
+            k = known.get(path)
+            if k and k[0] == size and k[1] == mtime and (k[3] == "bad" or k[2] in have):
+                unchanged += 1
+            else:
+                todo.append((path, size, mtime))
+        total = len(todo)
+        yield Progress(0.0 if total else 1.0, f"{total} to index · {unchanged} unchanged", 0, total)
+
+        frozen = frozenset(have)
+        pp = embedder.preprocess
+        pending: deque = deque()
+        it = iter(todo)
+        window = batch_size * 3  # bounded read-ahead keeps memory flat on huge folders
+
+        def refill():
+            for path, size, mtime in it:
+                pending.append(pool.submit(_prepare, path, size, mtime, pp, frozen))
+                if len(pending) >= window:
+                    break
+
+        refill()
+        done = embedded = reused = 0
+        t_start = time.perf_counter()
+        while pending:
+            batch = [pending.popleft().result() for _ in range(min(batch_size, len(pending)))]
+            refill()
+            new = {}  # hash -> array, deduplicated within the batch
+            for item in batch:
+                if item.reason is None and item.array is not None and item.hash not in have:
+                    new.setdefault(item.hash, item.array)
+            vectors = []
+            if new:
+                mat = embedder.encode_images(np.stack(list(new.values())))
+                vectors = list(zip(new.keys(), mat))
+            now = time.time()
+            rows = []
+            for item in batch:
+                ok = item.reason is None
+                rows.append((item.path, root, item.size, item.mtime_ns, item.hash, "ok" if ok else "bad",
+                             item.reason, now))
+                if ok and item.array is None:
+                    reused += 1
+            db.write_batch(con, tbl, rows, vectors)
+            have.update(new)
+            embedded += len(new)
+            done += len(batch)
+            rate = done / max(1e-6, time.perf_counter() - t_start)
+            bad_now = [(i.path, i.reason) for i in batch if i.reason]
+            if bad_now:
+                yield Partial({"bad": bad_now})
+            yield Progress(done / total, f"{done}/{total} files · {rate:.1f} files/s", done, total)
+        removed = db.prune(con, root, {p for p, _, _ in files})
+        return IndexResult(root, model_id, len(files), embedded, reused, unchanged, removed,
+                           tuple(db.bad_files(con, root)), time.perf_counter() - t0)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        con.close()

@@ -97,6 +97,10 @@ ENTRIES: tuple[ModelEntry, ...] = (
          "https://dl.fbaipublicfiles.com/mae/visualize/mae_visualize_vit_large_ganloss.pth", 1250.0,
          "The official visualisation model trained with an extra GAN loss: sharper reconstructions.",
          "mae_vit_large_patch16", norm_pix=False),
+    _mae("mae-vis-base", "MAE ViT-B/16 (visualisation)", "https://dl.fbaipublicfiles.com/mae/visualize/mae_visualize_vit_base.pth",
+         450.0, "The ViT-Base visualisation model from the MAE Colab: encoder + decoder, pixel loss.",
+         "mae_vit_base_patch16", norm_pix=False),
+    # the "_full" pretrain files keep the decoder (facebookresearch/mae#8); their size is approximate
     _mae("mae-pretrain-base", "MAE ViT-B/16 (pretrain, norm-pix loss)",
          "https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_base_full.pth", 1300.0,
          "The paper's ViT-Base pretrain checkpoint with its decoder, trained with the normalised-pixel loss.",
@@ -126,6 +130,18 @@ ENTRIES: tuple[ModelEntry, ...] = (
         source=Source("hf-snapshot", "kandinsky-community/kandinsky-2-2-decoder",
                       "*.json;unet/*.safetensors;movq/*.safetensors;scheduler/*"),
         builder=_B + "build_kandinsky", arch="decoder", requires="diffusers"),
+    # ---------------------------------------------------------------- built in: trained by Patchwork itself
+    ModelEntry(
+        id="fmnist-vit-tiny", name="ViT-Tiny/7 (Fashion-MNIST, trained here)", family="classifier",
+        panels=("classify", "attention"),
+        description="0.8M-parameter ViT (6 blocks, 128-d, 4 heads, 7-px patches) trained by Patchwork's own "
+                    "supervised recipe on Fashion-MNIST: 88.5% test accuracy; 28×28 grayscale clothes on black. "
+                    "Reproduce: python main.py train supervised --dataset fashion-mnist",
+        licence="MIT", size_mb=3.1,
+        source=Source("resources", "checkpoints/fmnist-vit-tiny/model.safetensors",
+                      sha256="c61bf121226adee53bb7316d77a658deee25b3f0cd3ce4bea66d7e633047e3dd", size_bytes=3227600),
+        builder="engine.train.vit:build_from_resources", labels="fashion_mnist",
+        preprocess=Preprocess(28, 28, (0.2860,), (0.3530,), "bilinear", grayscale=True), arch="vit"),
 )
 
 DEFAULT_CLASSIFIER = "efficientnet-lite0"

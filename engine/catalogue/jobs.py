@@ -51,7 +51,11 @@ def _num_classes(state: dict) -> int | None:
 def _preprocess_for(builder: str, arch: str, options) -> Preprocess:
     """The input convention of the library the weights come from."""
     from engine.catalogue.builtin import CLIP, DEIT, HALF, IMAGENET
+    from engine.models import efficientnet_lite
 
+    if builder == "engine.models.efficientnet_lite:build" or "efficientnet_lite" in arch:
+        # TF-Lite weights expect (x - 127) / 128, not ImageNet statistics
+        return Preprocess(224, 256, efficientnet_lite.MEAN, efficientnet_lite.STD, "bicubic")
     if builder.endswith("build_open_clip"):
         return CLIP
     if builder.endswith("build_timm"):
@@ -94,7 +98,7 @@ def import_model_job(ctx, path: str, name: str | None = None, arch_choice: str |
         family, builder, arch, options = ARCH_CHOICES[arch_choice]
         summary = f"{arch_choice} (chosen by the user)"
     else:
-        guess = infer_architecture(state)
+        guess = infer_architecture(state, filename=src.name)
         if guess is None:
             raise ModelError(f"could not recognise the architecture of {src.name} from its keys; "
                              "choose it in the import dialog")
@@ -135,7 +139,7 @@ def import_model_job(ctx, path: str, name: str | None = None, arch_choice: str |
         build_model(entry_from_card(card, Source("user", str(weights))), weights)
     except Exception as exc:
         weights.unlink(missing_ok=True)
-        raise ModelError(f"{src.name} was recognised as {guess.summary} but does not load: {exc}") from None
+        raise ModelError(f"{src.name} was recognised as {summary} but does not load: {exc}") from None
     card_path = folder / f"{model_id}.json"
     tmp_card = card_path.with_name(card_path.name + ".tmp")
     tmp_card.write_text(json.dumps(card, indent=2), encoding="utf-8")

@@ -51,9 +51,11 @@ def build(entry=None, path: str | None = None):
     The catalogue has already verified the file's checksum when `entry` is given.
     """
     import timm
-    import torch
 
-    state = torch.load(str(path or weights_path()), map_location="cpu", weights_only=True)
+    from engine.models.loading import load_state_dict
+
+    # safetensors for imported copies; weights_only torch.load for the package's .pth
+    state = load_state_dict(path or weights_path())
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
     model.load_state_dict({map_key(k): v for k, v in state.items()}, strict=True)
     return model.eval()

@@ -31,6 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", default=None, metavar="ID", help="catalogue id (see `models`)")
     c.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
 
+    from engine.search.cli import add_parsers as add_search_parsers
+
+    add_search_parsers(sub, common)
+
+    from engine.train.cli import add_parser as add_train_parser
+
+    add_train_parser(sub, common)
+
     m = sub.add_parser("models", parents=[common], help="list the model catalogue")
     m.add_argument("--json", action="store_true")
     return parser
@@ -41,7 +49,20 @@ def run(args: argparse.Namespace) -> int:
         return _classify(args)
     if args.command == "models":
         return _models(args)
+    if args.command in ("index", "search"):
+        from engine.search.cli import run as run_search
+
+        return run_search(args)
+    if args.command == "train":
+        return _train(args)
     raise SystemExit(f"unknown command {args.command}")  # argparse already rejects these
+
+
+def _train(args) -> int:
+    """`train RECIPE --dataset ... [--set k=v] [--resume RUN]`: see engine/train/cli.py."""
+    from engine.train.cli import run as run_train
+
+    return run_train(args)
 
 
 def _classify(args) -> int:

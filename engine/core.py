@@ -48,6 +48,7 @@ REQUESTS: dict[str, str] = {
     "classify": "engine.classify:classify_job",
     "classify_batch": "engine.classify:classify_batch_job",
     "set_device": "engine.context:set_device_job",
+    "train": "engine.train.jobs:train_job",
     "unload_models": "engine.context:unload_models_job",
     "list_models": "engine.catalogue.jobs:list_models_job",
     "import_model": "engine.catalogue.jobs:import_model_job",

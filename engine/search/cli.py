@@ -1,0 +1,78 @@
+"""Headless photo search: `index FOLDER` and `search "QUERY" --folder FOLDER`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from engine.search.embedders import DEFAULT_SEARCH_MODEL
+
+
+def add_parsers(sub, common: argparse.ArgumentParser) -> None:
+    i = sub.add_parser("index", parents=[common], help="index a photo folder for search (incremental)")
+    i.add_argument("folder")
+    i.add_argument("--model", default=DEFAULT_SEARCH_MODEL, metavar="ID",
+                   help=f"embedding model (default {DEFAULT_SEARCH_MODEL}, offline)")
+    i.add_argument("--json", action="store_true", help="print the summary as JSON")
+    s = sub.add_parser("search", parents=[common], help="search an indexed folder by text, image or a +/- mix")
+    s.add_argument("query", help='e.g. "a cat", ./photo.jpg, or "2:golden retriever + ./pool.jpg - fruit"')
+    s.add_argument("--folder", required=True)
+    s.add_argument("--top", type=int, default=10, metavar="K")
+    s.add_argument("--min-score", type=float, default=None, help="drop results below this cosine similarity")
+    s.add_argument("--model", default=DEFAULT_SEARCH_MODEL, metavar="ID")
+    s.add_argument("--no-index", action="store_true", help="do not refresh the index before searching")
+    s.add_argument("--json", action="store_true", help='one {"path": ..., "score": ...} object per line')
+
+
+def _index(engine, args, quiet: bool):
+    from engine.jobs import Priority
+
+    def progress(ev):
+        if not quiet and getattr(ev, "kind", None) == "progress" and ev.payload.message:
+            print(f"\r{ev.payload.message:60s}", end="", file=sys.stderr, flush=True)
+
+    engine.add_listener(progress)
+    try:
+        return engine.submit("index_folder", {"folder": args.folder, "model_id": args.model},
+                             priority=Priority.BACKGROUND).result()
+    finally:
+        engine.remove_listener(progress)
+        if not quiet:
+            print(file=sys.stderr)
+
+
+def run(args) -> int:
+    from engine.cli import EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_OK, EXIT_USAGE
+    from engine.core import Engine
+    from engine.errors import JobFailed
+
+    if args.command == "search" and args.top < 1:
+        print("error: --top must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    engine = Engine(device=args.device).start()
+    try:
+        engine.wait_ready()
+        if args.command == "index" or not args.no_index:
+            res = _index(engine, args, quiet=args.command == "search")
+            for path, reason in res.bad:
+                print(f"skipped: {path}: {reason}", file=sys.stderr)
+            if args.command == "index":
+                summary = {"folder": res.root, "model": res.model_id, "images": res.total, "embedded": res.embedded,
+                           "reused": res.reused, "unchanged": res.unchanged, "removed": res.removed,
+                           "bad": len(res.bad), "seconds": round(res.seconds, 3)}
+                print(json.dumps(summary) if args.json else
+                      f"indexed {res.root}: {res.total} images ({res.embedded} embedded, {res.reused} reused, "
+                      f"{res.unchanged} unchanged, {res.removed} removed, {len(res.bad)} skipped) "
+                      f"in {res.seconds:.1f} s")
+                return EXIT_OK
+        out = engine.submit("search", {"query": args.query, "folder": args.folder, "model_id": args.model,
+                                       "top_k": args.top, "min_score": args.min_score}).result()
+        for hit in out.hits:
+            print(json.dumps({"path": hit.path, "score": round(hit.score, 6)}) if args.json
+                  else f"{hit.score:.3f}  {hit.path}")
+        return EXIT_OK
+    except JobFailed as exc:
+        print(f"error: {exc.info.message}", file=sys.stderr)
+        return EXIT_BAD_INPUT if exc.info.expected and exc.info.type == "PatchworkError" else EXIT_ENGINE
+    finally:
+        engine.shutdown()

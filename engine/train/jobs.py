@@ -1,0 +1,85 @@
+"""The engine job behind the Train panel and `python main.py train`.
+
+    engine.submit("train", {"recipe": "supervised", "dataset": "fashion-mnist",
+                            "config": {"epochs": 3}}, priority=Priority.BACKGROUND)
+"""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import time
+from pathlib import Path
+
+from engine.jobs import Progress
+from engine.paths import runs_dir
+from engine.train.checkpoint import RunFolder
+from engine.train.errors import TrainingError
+
+#: Config keys a resumed run may change: they do not alter what is computed.
+RESUME_MAY_CHANGE = {"log_every", "checkpoint_every", "checkpoint_seconds", "keep_checkpoints", "eval_batch_size"}
+
+
+def resolve_run(run: str) -> Path:
+    """A run by folder path, or by name under runs_dir()."""
+    p = Path(run).expanduser()
+    if (p / "card.json").is_file():
+        return p
+    named = runs_dir() / run
+    if (named / "card.json").is_file():
+        return named
+    raise TrainingError(f"no training run {run!r} (looked for {p}/card.json and {named}/card.json)")
+
+
+def default_run_name(recipe: str, dataset: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", Path(dataset).name.lower()).strip("-") or "data"
+    return f"{recipe}-{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def reproduce_command(recipe: str, dataset: str, overrides: dict) -> str:
+    """The command line that trains the same run again: only non-default settings are named."""
+    parts = ["python", "main.py", "train", recipe, "--dataset", dataset]
+    for key, value in overrides.items():
+        parts += ["--set", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def train_job(ctx, recipe: str, dataset: str = "fashion-mnist", config: dict | None = None,
+              resume: str | None = None, run_name: str | None = None, run_dir: str | None = None,
+              download: bool = False):
+    """Train `recipe` on `dataset` (a built-in name or a folder), or resume the run `resume`.
+
+    The run lives in `run_dir` if given, else runs_dir()/run_name. Yields Progress and
+    Partial(metric dicts); returns the result dict of engine.train.loop.train.
+    """
+    from engine.train.loop import train
+    from engine.train.recipes import recipe_class
+
+    config = dict(config or {})
+    if resume:
+        run = RunFolder(resolve_run(resume))
+        card = run.read_card()
+        if recipe and recipe != card.get("recipe"):
+            raise TrainingError(f"run {run.path.name} was trained with the {card.get('recipe')!r} recipe, "
+                                f"not {recipe!r}")
+        recipe = card["recipe"]
+        dataset = card.get("dataset_spec") or dataset
+        saved = dict(card["config"])
+        changed = {k for k, v in config.items() if saved.get(k) != v and k not in RESUME_MAY_CHANGE}
+        if changed:
+            raise TrainingError(f"a resumed run keeps its settings; these differ from the saved ones: "
+                                f"{', '.join(sorted(changed))}. Start a new run to change them.")
+        saved.update(config)
+        config = saved
+    else:
+        path = Path(run_dir) if run_dir else runs_dir() / (run_name or default_run_name(recipe, dataset))
+        run = RunFolder(path)
+        if run.exists():
+            raise TrainingError(f"{path} already holds a run; resume it (--resume {path}) or choose another name")
+    cls = recipe_class(recipe)
+    rec = cls(config, dataset, download=download)
+    run.keep = rec.config.keep_checkpoints
+    command = reproduce_command(recipe, dataset, rec.config.overrides())
+    yield Progress(None, "loading data")
+    yield from rec.prepare()
+    return (yield from train(rec, run, ctx.device, resume=bool(resume), command=command, dataset_spec=dataset))

@@ -1,0 +1,514 @@
+"""The one training loop every recipe runs in: a device-agnostic generator.
+
+    for event in train(recipe, RunFolder(path), device): ...
+
+A recipe (engine.train.recipes) says what to build and how one step computes its loss;
+this loop owns everything else: seeding, AdamW with a per-step warm-up + cosine
+schedule, gradient clipping, bf16 autocast and channels-last on CUDA only, NaN and
+out-of-memory detection, evaluation, metrics, checkpoints and exact resume.
+
+It yields Progress every step and Partial(dict) at each log interval and evaluation
+(plain floats, lists and numpy arrays; never tensors). The engine throttles them.
+Closing the generator (the engine's cancel) stops it: the `finally` block saves a
+checkpoint with status "stopped", so a stopped run can be resumed or used as it is.
+"""
+from __future__ import annotations
+
+import math
+import os
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+import numpy as np
+
+from engine.jobs import Partial, Progress
+from engine.train.checkpoint import (RunFolder, flatten_optimizer, rng_state, set_rng_state,
+                                     unflatten_optimizer)
+from engine.train.errors import TrainingError
+
+RUN_FORMAT = "patchwork-run/1"
+
+
+# ---------------------------------------------------------------------------- configuration
+@dataclass
+class TrainConfig:
+    """What the loop needs; recipes subclass it with their own fields."""
+
+    seed: int = 0
+    epochs: int = 10
+    max_steps: int = 0  # > 0: the run is this many steps, whatever `epochs` says
+    batch_size: int = 256
+    lr: float = 1e-3  # peak learning rate, reached at the end of the warm-up
+    min_lr: float = 1e-5  # where the cosine ends
+    warmup_steps: int = -1  # -1: 5% of the run
+    weight_decay: float = 0.05  # AdamW; not applied to biases, norms, embeddings and tokens
+    beta1: float = 0.9
+    beta2: float = 0.999
+    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
+    log_every: int = 20  # steps between metric records
+    eval_every: int = 1  # epochs between evaluations; 0: only at the end
+    checkpoint_every: int = 0  # steps between checkpoints; 0: at each evaluation
+    checkpoint_seconds: float = 600.0  # and at least this often
+    keep_checkpoints: int = 1
+    amp: bool = True  # bf16 autocast, on CUDA only
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "TrainConfig":
+        """Values from JSON / --set, checked against the fields (unknown keys are an error)."""
+        values = dict(values or {})
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise TrainingError(f"unknown config key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        out = {}
+        for name, value in values.items():
+            default = getattr(cls, name, None)
+            try:
+                if isinstance(default, bool):
+                    if isinstance(value, str):
+                        value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[value.lower()]
+                    value = bool(value)
+                elif isinstance(default, int) and value is not None:
+                    if isinstance(value, float) and not value.is_integer():
+                        raise ValueError(value)
+                    value = int(value)
+                elif isinstance(default, float) and value is not None:
+                    value = float(value)
+                elif isinstance(default, str) and value is not None:
+                    value = str(value)
+            except (KeyError, ValueError, TypeError):
+                raise TrainingError(f"config {name}={value!r}: expected {type(default).__name__}") from None
+            out[name] = value
+        cfg = cls(**out)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.batch_size < 1:
+            raise TrainingError("batch_size must be at least 1")
+        if self.epochs < 1 and self.max_steps < 1:
+            raise TrainingError("set epochs or max_steps to at least 1")
+        if self.lr <= 0 or not math.isfinite(self.lr):
+            raise TrainingError("lr must be a positive number")
+        if self.log_every < 1:
+            raise TrainingError("log_every must be at least 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def overrides(self) -> dict:
+        """The values that differ from the defaults (what a command line must say)."""
+        default = type(self)()
+        return {k: v for k, v in asdict(self).items() if getattr(default, k) != v}
+
+
+class WarmupCosine:
+    """Learning rate per step: linear warm-up to `peak`, then a half cosine down to `floor`."""
+
+    def __init__(self, peak: float, floor: float, warmup: int, total: int):
+        self.peak, self.floor, self.warmup, self.total = peak, min(floor, peak), max(0, warmup), max(1, total)
+
+    def __call__(self, step: int) -> float:
+        """The rate for step `step` (0-based: the first update uses step 0)."""
+        if step < self.warmup:
+            return self.peak * (step + 1) / self.warmup
+        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        return self.floor + (self.peak - self.floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def state_dict(self) -> dict:
+        return {"peak": self.peak, "floor": self.floor, "warmup": self.warmup, "total": self.total}
+
+
+# ---------------------------------------------------------------------------- recipes
+class Recipe:
+    """The protocol the loop runs. Subclass it (see recipes/supervised.py).
+
+    The loop calls, in order: prepare() (a generator: load data), build() (after seeding),
+    then per step batches() -> training_step() -> backward/clip/AdamW -> after_step(), and
+    evaluate() at each evaluation. modules()["model"] is the model a run publishes as
+    model.safetensors; other modules (a momentum encoder...) go into the training state.
+    """
+
+    name = "recipe"
+    Config = TrainConfig
+
+    def __init__(self, config: dict | TrainConfig | None, dataset: str, *, download: bool = False):
+        self.config = config if isinstance(config, self.Config) else self.Config.from_dict(config)
+        self.dataset = dataset
+        self.download = download
+        self.device = "cpu"
+        self.channels_last = False
+        self.amp = False
+
+    # -- data
+    def prepare(self) -> Iterator[Progress]:
+        """Load the data; a generator so long loads stay cancellable. Default: nothing."""
+        return iter(())
+
+    def steps_per_epoch(self) -> int:
+        raise NotImplementedError
+
+    def batches(self, epoch: int, start: int) -> Iterator[Any]:
+        """The batches of `epoch` from batch `start`; a pure function of (seed, epoch, start)."""
+        raise NotImplementedError
+
+    @property
+    def samples_per_step(self) -> int:
+        return self.config.batch_size
+
+    # -- model
+    def build(self) -> None:
+        """Create the models on self.device (the loop has seeded every RNG)."""
+        raise NotImplementedError
+
+    def modules(self) -> dict:
+        """{"model": main module, other names: further modules to checkpoint}."""
+        raise NotImplementedError
+
+    def parameters(self):
+        return self.modules()["model"].parameters()
+
+    def param_groups(self) -> list[dict]:
+        """AdamW groups: weight decay on matrices only (not biases, norms, tokens, embeddings)."""
+        decay, no_decay = [], []
+        ids = {id(p) for p in self.parameters()}
+        for module in self.modules().values():
+            for name, p in module.named_parameters():
+                if id(p) not in ids or not p.requires_grad:
+                    continue
+                skip = p.ndim <= 1 or name.endswith(("cls_token", "pos_embed", "reg_token", "mask_token"))
+                (no_decay if skip else decay).append(p)
+                ids.discard(id(p))
+        return [{"params": decay, "weight_decay": self.config.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0}]
+
+    def autocast(self):
+        """bf16 autocast on CUDA when amp is on; otherwise a no-op context."""
+        import contextlib
+
+        import torch
+
+        if self.amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # -- steps
+    def training_step(self, batch, step: int):
+        """-> (scalar loss tensor, {name: float}). `step` is 1-based: the step being computed."""
+        raise NotImplementedError
+
+    def after_step(self, step: int) -> None:
+        """After the optimizer update (momentum encoders, queues)."""
+
+    def evaluate(self):
+        """-> {name: value}; may be a generator (yield between chunks, return the dict)."""
+        return {}
+
+    # -- extra state and description
+    def state_tensors(self) -> dict:
+        """Recipe tensors that resume needs besides the modules (a MoCo queue...)."""
+        return {}
+
+    def load_state_tensors(self, tensors: dict) -> None:
+        pass
+
+    def describe(self) -> dict:
+        """For the card: {"dataset": {...}, "model_config": {...}, "catalogue": {...} or absent}."""
+        return {}
+
+    def catalogue(self, run_name: str, run_dir) -> dict | None:
+        """The card's "catalogue" section, if the trained model belongs in the catalogue."""
+        return None
+
+
+# ---------------------------------------------------------------------------- the loop
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _seed_all(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
+    return isinstance(exc, oom) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+def _scalars(metrics: dict) -> dict:
+    """The plain-number entries of a metrics dict (for logs and summaries)."""
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.floating, np.integer))
+            and not isinstance(v, bool)}
+
+
+def _history_summary(records: list[dict], limit: int = 200) -> dict:
+    train = [r for r in records if r.get("kind") == "train"]
+    stride = max(1, math.ceil(len(train) / limit))
+    loss = [[r["step"], round(r["loss"], 6)] for r in train[::stride]]
+    if train and (not loss or loss[-1][0] != train[-1]["step"]):
+        loss.append([train[-1]["step"], round(train[-1]["loss"], 6)])
+    evals = [{k: v for k, v in r.items() if k != "kind" and not isinstance(v, (list, dict))}
+             for r in records if r.get("kind") == "eval"]
+    return {"loss": loss, "eval": evals}
+
+
+def _environment(device: str) -> dict:
+    import timm
+    import torch
+
+    return {"torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version(),
+            "device": device, "threads": torch.get_num_threads()}
+
+
+def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool = False,
+          command: str | None = None, dataset_spec: str | None = None):
+    """Run (or resume) `recipe` in the folder `run`; a generator that returns the result dict."""
+    import torch
+
+    cfg = recipe.config
+    recipe.device = device
+    cuda = device.startswith("cuda")
+    recipe.channels_last = cuda
+    recipe.amp = cuda and cfg.amp
+
+    # -------------------------------------------------------------- build, or rebuild and restore
+    _seed_all(cfg.seed)
+    recipe.build()
+    modules = recipe.modules()
+    model = modules["model"]
+    if recipe.channels_last:
+        for m in modules.values():
+            m.to(memory_format=torch.channels_last)
+    params = [p for p in recipe.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(recipe.param_groups(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                                  weight_decay=cfg.weight_decay)
+    spe = recipe.steps_per_epoch()
+    total = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * spe
+    warmup = cfg.warmup_steps if cfg.warmup_steps >= 0 else max(1, round(0.05 * total))
+    schedule = WarmupCosine(cfg.lr, cfg.min_lr, warmup, total)
+
+    step, epoch, batch_index, elapsed = 0, 0, 0, 0.0
+    records: list[dict] = []
+    eval_metrics: dict = {}
+    card: dict = {}
+    if resume:
+        card = run.read_card()
+        model_state, tensors, state = run.load()
+        _load_modules(modules, model_state, tensors)
+        optimizer.load_state_dict(unflatten_optimizer(tensors, state["optimizer"], optimizer.state_dict()))
+        recipe.load_state_tensors({k[len("recipe/"):]: v for k, v in tensors.items() if k.startswith("recipe/")})
+        set_rng_state(tensors, state["rng"])
+        step, epoch, batch_index = state["step"], state["epoch"], state["batch"]
+        elapsed = float(state.get("elapsed_s", 0.0))
+        eval_metrics = state.get("eval_metrics", {})
+        records = run.truncate_metrics(step)
+        if step >= total:
+            raise TrainingError(f"{run.path.name} has already finished ({step} of {total} steps)")
+    else:
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.metrics_path.unlink(missing_ok=True)
+    n_params = sum(p.numel() for p in model.parameters())
+    described = recipe.describe()
+    card.update({
+        "format": RUN_FORMAT, "name": run.path.name, "recipe": recipe.name, "dataset_spec": dataset_spec,
+        "status": "running", "error": None, "created": card.get("created", _now()), "updated": _now(),
+        "pid": os.getpid(), "config": cfg.to_dict(), "total_steps": total, "steps_per_epoch": spe,
+        "parameters": n_params, "command": command or card.get("command"),
+        "environment": _environment(device), "weights": "model.safetensors",
+        "schedule": {"kind": "warmup-cosine", **schedule.state_dict()},
+        **described,
+    })
+    run.write_card(card)
+
+    sha: str | None = card.get("sha256")
+    last_save = time.monotonic()
+
+    def save(status: str) -> None:
+        nonlocal sha, last_save
+        model_state = {k: v for k, v in model.state_dict().items()}
+        opt_tensors, opt_meta = flatten_optimizer(optimizer.state_dict())
+        rng_tensors, rng_meta = rng_state()
+        tensors = {**opt_tensors, **rng_tensors}
+        for name, module in modules.items():
+            if name != "model":
+                tensors.update({f"module/{name}/{k}": v for k, v in module.state_dict().items()})
+        tensors.update({f"recipe/{k}": v for k, v in recipe.state_tensors().items()})
+        state = {"step": step, "epoch": epoch, "batch": batch_index, "elapsed_s": elapsed_now(),
+                 "optimizer": opt_meta, "rng": rng_meta, "schedule": schedule.state_dict(),
+                 "eval_metrics": _jsonable(eval_metrics)}
+        sha = run.save(step, model_state, tensors, state)
+        last_save = time.monotonic()
+        write_card(status)
+
+    def write_card(status: str, error: str | None = None) -> None:
+        card.update({"status": status, "error": error, "updated": _now(), "step": step,
+                     "epoch": round(epoch + batch_index / spe, 4), "elapsed_s": round(elapsed_now(), 2),
+                     "metrics": _jsonable(eval_metrics), "history": _history_summary(records),
+                     "sha256": sha})
+        catalogue = recipe.catalogue(run.path.name, run.path)
+        if catalogue is not None:
+            catalogue["size_mb"] = round(run.weights_path.stat().st_size / 2**20, 3) if run.weights_path.exists() else 0.0
+            card["catalogue"] = catalogue
+        run.write_card(card)
+
+    t_session = time.monotonic()
+
+    def elapsed_now() -> float:
+        return elapsed + (time.monotonic() - t_session)
+
+    def log(record: dict) -> None:
+        records.append(record)
+        try:
+            run.append_metrics([record])
+        except OSError as exc:  # metrics are a convenience; a full disk shows up at the next save
+            records[-1]["log_error"] = str(exc)
+
+    def evaluation():
+        nonlocal eval_metrics
+        for m in modules.values():
+            m.eval()
+        try:
+            out = recipe.evaluate()
+            if hasattr(out, "__next__"):
+                out = yield from out
+        finally:
+            for m in modules.values():
+                m.train()
+        eval_metrics = dict(out or {})
+        record = {"kind": "eval", "step": step, "epoch": round(epoch + batch_index / spe, 4),
+                  **{k: v for k, v in _jsonable(eval_metrics).items()}}
+        log(record)
+        yield Partial({**record, **{k: v for k, v in eval_metrics.items() if isinstance(v, np.ndarray)}})
+
+    # -------------------------------------------------------------- the steps
+    outcome = "stopped"
+    error: str | None = None
+    window_loss, window_steps, window_t = 0.0, 0, time.monotonic()
+    step_times: list[float] = []
+    for m in modules.values():
+        m.train()
+    try:
+        yield Progress(step / total, f"step {step}/{total}", step, total)
+        while step < total:
+            for batch in recipe.batches(epoch, batch_index):
+                t0 = time.monotonic()
+                lr = schedule(step)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                try:
+                    with recipe.autocast():
+                        loss, metrics = recipe.training_step(batch, step + 1)
+                    loss_value = float(loss.detach().float())
+                    if not math.isfinite(loss_value):
+                        raise TrainingError(
+                            f"the loss became {loss_value} at step {step + 1} (learning rate {lr:.3g}); nothing was "
+                            f"saved from this step. Try a lower lr or stronger grad_clip, and resume from the last "
+                            f"checkpoint.", step + 1)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    grad_norm = (torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip > 0
+                                 else None)
+                    optimizer.step()
+                    recipe.after_step(step + 1)
+                except TrainingError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - only OOM is translated
+                    if _is_oom(exc):
+                        optimizer.zero_grad(set_to_none=True)
+                        raise TrainingError(
+                            f"out of memory on {device} at step {step + 1} with batch_size {cfg.batch_size}: "
+                            f"try half of it (--set batch_size={max(1, cfg.batch_size // 2)}).", step + 1) from None
+                    raise
+                step += 1
+                batch_index += 1
+                epoch_done = batch_index >= spe
+                if epoch_done:
+                    epoch, batch_index = epoch + 1, 0
+                step_times.append(time.monotonic() - t0)
+                del step_times[:-50]
+                window_loss += loss_value
+                window_steps += 1
+
+                if step % cfg.log_every == 0 or step == total:
+                    now = time.monotonic()
+                    per_step = sum(step_times) / len(step_times)
+                    record = {"kind": "train", "step": step, "epoch": round(epoch + batch_index / spe, 4),
+                              "loss": window_loss / window_steps, "lr": lr,
+                              "samples_per_s": window_steps * recipe.samples_per_step / max(1e-9, now - window_t),
+                              "eta_s": (total - step) * per_step, "total_steps": total,
+                              **({"grad_norm": float(grad_norm)} if grad_norm is not None else {}),
+                              **_scalars(metrics)}
+                    log(record)
+                    yield Partial(record)
+                    window_loss, window_steps, window_t = 0.0, 0, time.monotonic()
+                yield Progress(step / total, f"step {step}/{total} · epoch {epoch + 1}", step, total)
+
+                evaluated = False
+                if epoch_done and cfg.eval_every > 0 and epoch % cfg.eval_every == 0 and step < total:
+                    yield from evaluation()
+                    evaluated = True
+                due = (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0) \
+                    or (cfg.checkpoint_every == 0 and evaluated) \
+                    or time.monotonic() - last_save >= cfg.checkpoint_seconds
+                if due and step < total:
+                    save("running")
+                if step >= total or epoch_done:
+                    break
+        yield from evaluation()
+        outcome = "finished"
+    except TrainingError as exc:
+        outcome, error = "failed", str(exc)
+        raise
+    except GeneratorExit:
+        outcome = "stopped"
+        raise
+    except KeyboardInterrupt:
+        outcome = "stopped"
+        raise
+    except BaseException as exc:
+        outcome, error = "failed", f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        if outcome in ("finished", "stopped"):
+            # A stop while saving failed is not retried here: the error is already on its way.
+            save(outcome)
+        else:
+            try:  # the weights of the last good checkpoint stay as they are
+                write_card("failed", error)
+            except OSError:
+                pass
+    return {"run": run.path.name, "run_dir": str(run.path), "status": outcome, "step": step,
+            "elapsed_s": round(elapsed_now(), 2), "metrics": eval_metrics, "card": str(run.card_path),
+            "sha256": sha}
+
+
+def _load_modules(modules: dict, model_state: dict, tensors: dict) -> None:
+    modules["model"].load_state_dict(model_state)
+    for name, module in modules.items():
+        if name == "model":
+            continue
+        prefix = f"module/{name}/"
+        module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+
+
+def _jsonable(metrics: dict) -> dict:
+    """Metrics as JSON-friendly values: arrays to lists, numpy scalars to floats."""
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, np.ndarray):
+            out[k] = v.tolist()
+        elif isinstance(v, (np.floating, np.integer)):
+            out[k] = v.item()
+        else:
+            out[k] = v
+    return out

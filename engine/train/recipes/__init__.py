@@ -1,0 +1,20 @@
+"""Training recipes: each says what to build and what one step computes; engine.train.loop
+does the rest. Registered by name for the CLI (`python main.py train NAME`) and the GUI."""
+from __future__ import annotations
+
+import importlib
+
+from engine.train.errors import TrainingError
+
+RECIPES: dict[str, str] = {
+    "supervised": "engine.train.recipes.supervised:SupervisedRecipe",
+}
+
+
+def recipe_class(name: str):
+    try:
+        target = RECIPES[name]
+    except KeyError:
+        raise TrainingError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPES))}") from None
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)

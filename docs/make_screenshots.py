@@ -50,6 +50,18 @@ def main() -> None:
     window.tabs.setCurrentWidget(panel)
     window.grab().save(str(out / "classify.png"))
     print("wrote", out / "classify.png")
+
+    from engine.catalogue import entries
+
+    dialog = window.show_models_dialog()
+    wait(app, lambda: dialog.table.rowCount() == len(entries()))
+    dialog.select("timm-vit-base")
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.02)
+    dialog.grab().save(str(out / "models.png"))
+    print("wrote", out / "models.png")
+    dialog.hide()
     bridge.shutdown()
 
 

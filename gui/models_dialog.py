@@ -22,7 +22,7 @@ class ModelsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.setObjectName("models_dialog")
-        self.resize(1100, 560)
+        self.resize(1180, 600)
         self.bridge, self.settings = bridge, settings
         self.rows: list = []
         self.downloads: dict[str, int] = {}  # model id -> job id
@@ -34,10 +34,15 @@ class ModelsDialog(QDialog):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
+        self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
+        header.setStretchLastSection(False)
+        header.setMinimumSectionSize(60)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for col in range(1, len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(STATE_COL, QHeaderView.ResizeMode.Fixed)
+        self.table.setColumnWidth(STATE_COL, 210)  # room for a progress bar, no more
         self.table.itemSelectionChanged.connect(self._update_buttons)
 
         self.description = QLabel("")

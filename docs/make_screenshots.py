@@ -62,6 +62,24 @@ def main() -> None:
     dialog.grab().save(str(out / "models.png"))
     print("wrote", out / "models.png")
     dialog.hide()
+
+    import shutil
+
+    search = window.panels["search"]
+    photos = Path(tempfile.mkdtemp(prefix="pw-photos-"))
+    for path, _ in sample_photos():
+        shutil.copy(path, photos)
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a JPEG")
+    window.tabs.setCurrentWidget(search)
+    search.set_folder(str(photos))
+    wait(app, lambda: search.index_job is None and search.indexed > 0, 180)
+    search.run_query("a cup of coffee")
+    wait(app, lambda: search.results.total() > 0)
+    for _ in range(60):  # thumbnails
+        app.processEvents()
+        time.sleep(0.02)
+    window.grab().save(str(out / "search.png"))
+    print("wrote", out / "search.png")
     bridge.shutdown()
 
 

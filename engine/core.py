@@ -55,6 +55,7 @@ REQUESTS: dict[str, str] = {
     "delete_user_model": "engine.catalogue.jobs:delete_user_model_job",
     "index_folder": "engine.search.index:index_job",
     "search": "engine.search.query:search_job",
+    "search_status": "engine.search.index:folder_status_job",
     "download_model": "engine.downloads.jobs:download_model_job",
     "delete_model": "engine.downloads.jobs:delete_model_job",
 }

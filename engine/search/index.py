@@ -35,6 +35,7 @@ class IndexResult:
     removed: int  # rows of deleted files pruned
     bad: tuple[tuple[str, str], ...]  # (path, reason) of every file that could not be indexed
     seconds: float
+    folders: tuple[str, ...] = ()  # the folders walked (the GUI watches them for changes)
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,16 @@ class _Item:
     reason: str | None = None
 
 
-def scan(root: str) -> list[tuple[str, int, int]]:
-    """(path, size, mtime_ns) of every image-suffixed file under root; hidden folders skipped."""
+def scan(root: str, folders: list[str] | None = None) -> list[tuple[str, int, int]]:
+    """(path, size, mtime_ns) of every image-suffixed file under root; hidden folders skipped.
+
+    `folders`, when given, receives every folder walked.
+    """
     out = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if folders is not None:
+            folders.append(folder)
         for name in sorted(files):
             if name.startswith(".") or Path(name).suffix.lower() not in SUFFIXES:
                 continue
@@ -88,7 +94,8 @@ def index_job(ctx, folder: str, model_id: str = DEFAULT_SEARCH_MODEL, db_path: s
     if not os.path.isdir(root):
         raise PatchworkError(f"{folder}: not a folder")
     yield Progress(None, "scanning folder")
-    files = scan(root)
+    folders: list[str] = []
+    files = scan(root, folders)
     yield Progress(None, "loading model")
     embedder = Embedder(ctx, model_id)
     con = db.connect(db_path)
@@ -155,7 +162,30 @@ def index_job(ctx, folder: str, model_id: str = DEFAULT_SEARCH_MODEL, db_path: s
             yield Progress(done / total, f"{done}/{total} files · {rate:.1f} files/s", done, total)
         removed = db.prune(con, root, {p for p, _, _ in files})
         return IndexResult(root, model_id, len(files), embedded, reused, unchanged, removed,
-                           tuple(db.bad_files(con, root)), time.perf_counter() - t0)
+                           tuple(db.bad_files(con, root)), time.perf_counter() - t0, tuple(folders))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        con.close()
+
+
+@dataclass(frozen=True)
+class FolderStatus:
+    root: str
+    model_id: str
+    indexed: int  # photos searchable with this model
+    bad: tuple[tuple[str, str], ...]
+
+
+def folder_status_job(ctx, folder: str, model_id: str = DEFAULT_SEARCH_MODEL, db_path: str | None = None):
+    """What the index already holds for `folder` (no model load, no scan): for the panel on start."""
+    root = str(Path(folder).expanduser().resolve())
+    con = db.connect(db_path)
+    try:
+        tbl = db.existing_table(con, model_id)
+        indexed = 0
+        if tbl is not None:
+            indexed = con.execute(f"SELECT count(*) FROM files f JOIN {tbl} e ON e.hash=f.hash "
+                                  "WHERE f.root=? AND f.status='ok'", (root,)).fetchone()[0]
+        return FolderStatus(root, model_id, indexed, tuple(db.bad_files(con, root)))
+    finally:
         con.close()

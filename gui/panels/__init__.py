@@ -10,6 +10,7 @@ import importlib
 
 PANELS: tuple[tuple[str, str, str], ...] = (
     ("classify", "Classify", "gui.panels.classify.panel:ClassifyPanel"),
+    ("search", "Search", "gui.panels.search.panel:SearchPanel"),
 )
 
 

@@ -76,6 +76,23 @@ def test_rank_is_exact_and_ordered():
     assert list(idx2) == list(expected[:4])
 
 
+def test_half_precision_scan_with_exact_rescoring_matches_the_exact_ranking():
+    from engine.search.query import to_half
+
+    rng = np.random.default_rng(1)
+    mat = rng.normal(size=(60_000, 64)).astype(np.float32)
+    mat /= np.linalg.norm(mat, axis=1, keepdims=True)
+    half = to_half(mat)
+    assert half is not None
+    for seed in range(3):
+        vec = mat[seed * 7] + 0.3 * rng.normal(size=64).astype(np.float32)
+        vec /= np.linalg.norm(vec)
+        idx, scores = rank(mat, vec, 50, half=half)
+        exact_idx, exact_scores = rank(mat, vec, 50)
+        assert list(idx) == list(exact_idx)
+        assert np.array_equal(scores, exact_scores)  # rescored in float32: the same numbers
+
+
 def test_offline_text_search_ranks_the_right_photo_first(engine, photo_dir, tmp_path):
     db = tmp_path / "index.sqlite3"
     res = index(engine, photo_dir, db)

@@ -57,7 +57,13 @@ def _preprocess_for(builder: str, arch: str, options) -> Preprocess:
         # TF-Lite weights expect (x - 127) / 128, not ImageNet statistics
         return Preprocess(224, 256, efficientnet_lite.MEAN, efficientnet_lite.STD, "bicubic")
     if builder.endswith("build_open_clip"):
-        return CLIP
+        import dataclasses
+
+        import open_clip
+
+        size = (open_clip.get_model_config(arch) or {}).get("vision_cfg", {}).get("image_size", 224)
+        size = size[0] if isinstance(size, (list, tuple)) else int(size)
+        return dataclasses.replace(CLIP, input_size=size, resize=size)  # CLIP: resize the short side to the input size
     if builder.endswith("build_timm"):
         return DEIT if arch.startswith("deit") else HALF
     return IMAGENET

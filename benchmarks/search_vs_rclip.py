@@ -1,0 +1,91 @@
+"""Photo indexing side by side with rclip (the real CLI, offline, random-weight stand-in model).
+
+Both index the same folder of distinct 1600x1200 JPEGs with the same architecture: open_clip
+ViT-B-32-256 with random weights (rclip's default model shape; only speed is meaningful).
+Ours goes through the app's own path: the random model is saved as safetensors, imported as
+a user model (architecture inferred from its keys), and indexed by the real index job in a
+fresh engine, timed from the request to the result (model load included, like rclip's run).
+rclip runs via ../shared/peers/rclip/run_index.sh (set up first with its setup.sh).
+
+    python benchmarks/search_vs_rclip.py [--n 200] [--peer ../shared/peers/rclip]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("PATCHWORK_HOME", tempfile.mkdtemp(prefix="pw-bench-"))
+
+from benchmarks.photos import make_photos  # noqa: E402
+from engine.core import Engine  # noqa: E402
+
+
+def import_random_clip(eng: Engine) -> str:
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    model = open_clip.create_model("ViT-B-32-256", pretrained=None)
+    path = Path(tempfile.mkdtemp()) / "vit_b_32_256_random.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return eng.submit("import_model", {"path": str(path), "name": "ViT-B-32-256 random"}).result(600)
+
+
+def ours(folder: Path, batch: int) -> tuple[float, float]:
+    """(images/s including model load, images/s of the index job alone) in a fresh engine."""
+    eng = Engine(device="cpu")
+    eng.start()
+    assert eng.wait_ready(60)
+    try:
+        model_id = import_random_clip(eng)
+        eng.submit("unload_models").result(60)
+        t0 = time.perf_counter()
+        res = eng.submit("index_folder", {"folder": str(folder), "model_id": model_id,
+                                          "db_path": str(Path(tempfile.mkdtemp()) / "i.sqlite3"),
+                                          "batch_size": batch}).result(3600)
+        wall = time.perf_counter() - t0
+        assert res.embedded == res.total, res
+        return res.total / wall, res.total / res.seconds
+    finally:
+        eng.shutdown()
+
+
+def rclip(folder: Path, peer: Path) -> dict[str, float]:
+    out = subprocess.run(["bash", str(peer / "run_index.sh"), str(folder)], capture_output=True, text=True,
+                         timeout=3600)
+    line = next((ln for ln in out.stdout.splitlines()[::-1] if ln.startswith("RESULT")), None)
+    if line is None:
+        raise SystemExit(f"rclip harness failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+    return {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--peer", default=str(ROOT.parent / "shared" / "peers" / "rclip"))
+    args = ap.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="pw-photos-"))
+    make_photos(folder, args.n)
+    print(f"{args.n} distinct 1600x1200 JPEGs, ViT-B-32-256 (random weights) on both sides, {os.cpu_count()} CPUs")
+    r = rclip(folder, Path(args.peer))
+    print(f"rclip 3.3.0 (ONNX Runtime): {r['images']:.0f} images, {r['images_per_s']:.1f} images/s for index + "
+          f"one query; about {r['index_minus_query_images_per_s']:.1f} images/s for indexing alone")
+    with_load, job = ours(folder, args.batch)
+    print(f"Patchwork (PyTorch): {with_load:.1f} images/s including model load; {job:.1f} images/s for the "
+          f"index job")
+    print(f"ratio (indexing incl. model load, ours / rclip's index-minus-query): "
+          f"x{with_load / r['index_minus_query_images_per_s']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

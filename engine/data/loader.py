@@ -36,11 +36,14 @@ class EpochOrder:
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[np.ndarray]:
         """Index arrays of epoch `epoch`, from batch `start` on (a dataset smaller than one
-        batch gives one short batch, so tiny datasets still train)."""
+        batch gives one short batch, so tiny datasets still train). Under data-parallel
+        training each rank gets its slice of every global batch (engine.train.distributed)."""
+        from engine.train.distributed import shard
+
         order = self.permutation(epoch)
         bs = min(self.batch_size, self.n)
         for b in range(start, self.batches_per_epoch):
-            yield order[b * bs:(b + 1) * bs]
+            yield shard(order[b * bs:(b + 1) * bs])  # under torchrun: this rank's slice of the global batch
 
 
 def step_generator(seed: int, step: int, device: str = "cpu"):

@@ -59,6 +59,10 @@ def _line(record: dict) -> str:
         extra = ""
         if "loss" in record:
             extra = f"  loss {record['loss']:.4f}"
+        if "accuracy" not in record:  # e.g. MAE pretraining: its own scalar metrics
+            shown = "  ".join(f"{k} {v:.5f}" for k, v in record.items()
+                              if isinstance(v, float) and k not in ("epoch",))
+            return f"eval  step {record['step']:>7}  epoch {record['epoch']:6.2f}  {shown}"
         return f"eval  step {record['step']:>7}  epoch {record['epoch']:6.2f}  accuracy {100 * record.get('accuracy', 0):6.2f}%{extra}"
     eta = record.get("eta_s", 0.0)
     return (f"step {record['step']:>7}/{record.get('total_steps', '?')}  epoch {record['epoch']:6.2f}  "
@@ -91,8 +95,12 @@ def run(args) -> int:
     printed = {"train": -1, "eval": -1}
     lock = threading.Lock()
 
+    from engine.train import distributed
+
+    quiet = distributed.rank() != 0  # under torchrun, rank 0 speaks for the run
+
     def listener(event) -> None:
-        if not isinstance(event, JobEvent) or event.kind != "partial" or not isinstance(event.payload, dict):
+        if quiet or not isinstance(event, JobEvent) or event.kind != "partial" or not isinstance(event.payload, dict):
             return
         record = event.payload
         kind = record.get("kind")
@@ -103,7 +111,8 @@ def run(args) -> int:
                 return
             printed[kind] = record["step"]
             if args.json:
-                print(json.dumps(_plain({k: v for k, v in record.items() if k != "confusion_matrix"})), flush=True)
+                print(json.dumps(_plain({k: v for k, v in record.items() if k not in ("confusion_matrix", "preview")})),
+                      flush=True)
             else:
                 print(_line(record), flush=True)
 
@@ -131,7 +140,8 @@ def run(args) -> int:
         except JobFailed as exc:
             print(f"error: {exc.info.message}", file=sys.stderr)
             return EXIT_BAD_INPUT if exc.info.expected else EXIT_ENGINE
-        _print_result(result, args.json)
+        if not quiet:
+            _print_result(result, args.json)
         return EXIT_OK
     finally:
         engine.shutdown()

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import time
@@ -15,6 +16,7 @@ from engine.jobs import Progress
 from engine.paths import runs_dir
 from engine.train.checkpoint import RunFolder
 from engine.train.errors import TrainingError
+from engine.train.runs import RUNNING, effective_status, mark_active, mark_inactive
 
 #: Config keys a resumed run may change: they do not alter what is computed.
 RESUME_MAY_CHANGE = {"log_every", "checkpoint_every", "checkpoint_seconds", "keep_checkpoints", "eval_batch_size"}
@@ -59,6 +61,9 @@ def train_job(ctx, recipe: str, dataset: str = "fashion-mnist", config: dict | N
     if resume:
         run = RunFolder(resolve_run(resume))
         card = run.read_card()
+        if effective_status(card, run.path) == RUNNING:
+            raise TrainingError(f"{run.path.name} is still training (process {card.get('pid')}); "
+                                f"stop it before resuming it")
         if recipe and recipe != card.get("recipe"):
             raise TrainingError(f"run {run.path.name} was trained with the {card.get('recipe')!r} recipe, "
                                 f"not {recipe!r}")
@@ -72,14 +77,25 @@ def train_job(ctx, recipe: str, dataset: str = "fashion-mnist", config: dict | N
         saved.update(config)
         config = saved
     else:
+        from engine.train import distributed
+
+        if distributed.requested() and not (run_name or run_dir):
+            # every rank must name the same folder: no clock, the launcher's shared run id
+            run_name = f"{default_run_name(recipe, dataset).rsplit('-', 2)[0]}-ddp-" \
+                       f"{os.environ.get('TORCHELASTIC_RUN_ID', 'run')}-{os.environ.get('MASTER_PORT', '0')}"
         path = Path(run_dir) if run_dir else runs_dir() / (run_name or default_run_name(recipe, dataset))
         run = RunFolder(path)
-        if run.exists():
+        if run.exists() and distributed.rank() == 0:  # other ranks may see rank 0's new folder
             raise TrainingError(f"{path} already holds a run; resume it (--resume {path}) or choose another name")
     cls = recipe_class(recipe)
     rec = cls(config, dataset, download=download)
     run.keep = rec.config.keep_checkpoints
     command = reproduce_command(recipe, dataset, rec.config.overrides())
-    yield Progress(None, "loading data")
-    yield from rec.prepare()
-    return (yield from train(rec, run, ctx.device, resume=bool(resume), command=command, dataset_spec=dataset))
+    rec.device = getattr(ctx, "device", "cpu")  # recipes that run a model while loading data need it
+    mark_active(run.path)
+    try:
+        yield Progress(None, "loading data")
+        yield from rec.prepare()
+        return (yield from train(rec, run, ctx.device, resume=bool(resume), command=command, dataset_spec=dataset))
+    finally:
+        mark_inactive(run.path)

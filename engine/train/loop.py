@@ -29,6 +29,7 @@ from engine.jobs import Partial, Progress
 from engine.train.checkpoint import (RunFolder, flatten_optimizer, rng_state, set_rng_state,
                                      unflatten_optimizer)
 from engine.train.errors import TrainingError
+from engine.train.runs import process_start_token
 
 RUN_FORMAT = "patchwork-run/1"
 
@@ -204,6 +205,12 @@ class Recipe:
     def after_step(self, step: int) -> None:
         """After the optimizer update (momentum encoders, queues)."""
 
+    def live_view(self, step: int) -> dict | None:
+        """Called at each log step: plain data to send along with the log record, e.g. the MAE's
+        reconstruction of a fixed image. One Partial carries both, so the engine's per-job
+        throttle cannot drop one for the other. Must not draw from the global RNGs."""
+        return None
+
     def evaluate(self):
         """-> {name: value}; may be a generator (yield between chunks, return the dict)."""
         return {}
@@ -275,7 +282,12 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
     """Run (or resume) `recipe` in the folder `run`; a generator that returns the result dict."""
     import torch
 
+    from engine.train import distributed
+
     cfg = recipe.config
+    dist, device = distributed.init(device)  # under torchrun: join the group (one GPU per rank)
+    distributed.check_batch(cfg.batch_size)
+    main = dist is None or dist.is_main  # only rank 0 evaluates and writes files
     recipe.device = device
     cuda = device.startswith("cuda")
     recipe.channels_last = cuda
@@ -286,6 +298,7 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
     recipe.build()
     modules = recipe.modules()
     model = modules["model"]
+    distributed.broadcast_modules(modules)
     if recipe.channels_last:
         for m in modules.values():
             m.to(memory_format=torch.channels_last)
@@ -314,7 +327,7 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
         records = run.truncate_metrics(step)
         if step >= total:
             raise TrainingError(f"{run.path.name} has already finished ({step} of {total} steps)")
-    else:
+    elif main:
         run.path.mkdir(parents=True, exist_ok=True)
         run.metrics_path.unlink(missing_ok=True)
     n_params = sum(p.numel() for p in model.parameters())
@@ -322,19 +335,24 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
     card.update({
         "format": RUN_FORMAT, "name": run.path.name, "recipe": recipe.name, "dataset_spec": dataset_spec,
         "status": "running", "error": None, "created": card.get("created", _now()), "updated": _now(),
-        "pid": os.getpid(), "config": cfg.to_dict(), "total_steps": total, "steps_per_epoch": spe,
+        "pid": os.getpid(), "process_started": process_start_token(),  # how a lister tells a killed run
+        "config": cfg.to_dict(), "total_steps": total, "steps_per_epoch": spe,
         "parameters": n_params, "command": command or card.get("command"),
         "environment": _environment(device), "weights": "model.safetensors",
         "schedule": {"kind": "warmup-cosine", **schedule.state_dict()},
         **described,
+        **({"distributed": {"world_size": dist.world, "backend": dist.backend}} if dist else {}),
     })
-    run.write_card(card)
+    if main:
+        run.write_card(card)
 
     sha: str | None = card.get("sha256")
     last_save = time.monotonic()
 
     def save(status: str) -> None:
         nonlocal sha, last_save
+        if not main:
+            return
         model_state = {k: v for k, v in model.state_dict().items()}
         opt_tensors, opt_meta = flatten_optimizer(optimizer.state_dict())
         rng_tensors, rng_meta = rng_state()
@@ -351,6 +369,8 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
         write_card(status)
 
     def write_card(status: str, error: str | None = None) -> None:
+        if not main:
+            return
         card.update({"status": status, "error": error, "updated": _now(), "step": step,
                      "epoch": round(epoch + batch_index / spe, 4), "elapsed_s": round(elapsed_now(), 2),
                      "metrics": _jsonable(eval_metrics), "history": _history_summary(records),
@@ -368,6 +388,8 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
 
     def log(record: dict) -> None:
         records.append(record)
+        if not main:
+            return
         try:
             run.append_metrics([record])
         except OSError as exc:  # metrics are a convenience; a full disk shows up at the next save
@@ -375,6 +397,8 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
 
     def evaluation():
         nonlocal eval_metrics
+        if not main:
+            return
         for m in modules.values():
             m.eval()
         try:
@@ -403,12 +427,12 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
             for batch in recipe.batches(epoch, batch_index):
                 t0 = time.monotonic()
                 lr = schedule(step)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+                for group in optimizer.param_groups:  # a recipe may scale a group (fine-tuned backbones)
+                    group["lr"] = lr * group.get("lr_scale", 1.0)
                 try:
                     with recipe.autocast():
                         loss, metrics = recipe.training_step(batch, step + 1)
-                    loss_value = float(loss.detach().float())
+                    loss_value = distributed.mean_scalar(float(loss.detach().float()), device)  # same on all ranks
                     if not math.isfinite(loss_value):
                         raise TrainingError(
                             f"the loss became {loss_value} at step {step + 1} (learning rate {lr:.3g}); nothing was "
@@ -416,6 +440,7 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
                             f"checkpoint.", step + 1)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
+                    distributed.average_gradients(params)
                     grad_norm = (torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip > 0
                                  else None)
                     optimizer.step()
@@ -449,7 +474,8 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
                               **({"grad_norm": float(grad_norm)} if grad_norm is not None else {}),
                               **_scalars(metrics)}
                     log(record)
-                    yield Partial(record)
+                    live = recipe.live_view(step)  # sent with the record, never written to metrics.jsonl
+                    yield Partial({**record, **live} if live else record)
                     window_loss, window_steps, window_t = 0.0, 0, time.monotonic()
                 yield Progress(step / total, f"step {step}/{total} · epoch {epoch + 1}", step, total)
 
@@ -477,6 +503,10 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
         raise
     except BaseException as exc:
         outcome, error = "failed", f"{type(exc).__name__}: {exc}"
+        if _is_oom(exc):  # outside a training step: evaluation, a recipe's monitor
+            error = (f"out of memory on {device} at step {step}, outside a training step (evaluation): "
+                     f"try a smaller eval_batch_size (--set eval_batch_size=...) or batch_size")
+            raise TrainingError(error, step) from None
         raise
     finally:
         if outcome in ("finished", "stopped"):
@@ -487,6 +517,7 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
                 write_card("failed", error)
             except OSError:
                 pass
+        distributed.shutdown()
     return {"run": run.path.name, "run_dir": str(run.path), "status": outcome, "step": step,
             "elapsed_s": round(elapsed_now(), 2), "metrics": eval_metrics, "card": str(run.card_path),
             "sha256": sha}

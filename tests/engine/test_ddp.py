@@ -1,0 +1,96 @@
+"""Data-parallel training under torchrun on the CPU (gloo, 2 processes): the same steps as one
+process with the same global batch, one card and checkpoint written by rank 0 only, and a
+MoCo-style gather that returns every rank's rows in rank order."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from tests.engine.test_train import REPO, TINY, shapes  # noqa: F401  (fixture)
+
+SETTINGS = {**TINY, "max_steps": 6, "flip": False, "log_every": 2, "lr": 3e-3}
+
+
+def _train_cmd(dataset: str, run_dir: Path) -> list[str]:
+    cmd = ["main.py", "--device", "cpu", "train", "supervised", "--dataset", dataset, "--run-dir", str(run_dir),
+           "--json"]
+    for k, v in SETTINGS.items():
+        cmd += ["--set", f"{k}={json.dumps(v)}"]
+    return cmd
+
+
+def _torchrun(nproc: int) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+
+
+def test_two_gloo_ranks_take_the_same_steps_as_one_process(shapes, tmp_path):  # noqa: F811
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    one = subprocess.run([sys.executable, *_train_cmd(shapes, single)], cwd=REPO, capture_output=True, text=True,
+                         timeout=240)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([*_torchrun(2), *_train_cmd(shapes, ddp)], cwd=REPO, capture_output=True, text=True,
+                         timeout=240)
+    assert two.returncode == 0, two.stderr[-3000:]
+
+    a, b = load_file(str(single / "model.safetensors")), load_file(str(ddp / "model.safetensors"))
+    assert a.keys() == b.keys()
+    worst = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+    assert worst < 1e-4, worst  # averaged gradients of two half batches = the full batch's gradient
+    changed = max(float(np.abs(a[k]).max()) for k in a)
+    assert changed > 0
+
+    card = json.loads((ddp / "card.json").read_text())
+    assert card["status"] == "finished" and card["step"] == 6
+    assert card["distributed"] == {"world_size": 2, "backend": "gloo"}
+    # rank 0 alone printed and logged: each step once (printing may skip throttled events)
+    printed = [json.loads(ln)["step"] for ln in two.stdout.splitlines() if ln.startswith("{") and '"train"' in ln]
+    assert printed and len(printed) == len(set(printed))
+    logged = [json.loads(ln) for ln in (ddp / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if r["kind"] == "train"] == [2, 4, 6]
+    logged_one = [json.loads(ln) for ln in (single / "metrics.jsonl").read_text().splitlines()]
+    assert np.allclose([r["loss"] for r in logged_one if r["kind"] == "train"],
+                       [r["loss"] for r in logged if r["kind"] == "train"], atol=1e-5)
+
+
+GATHER = textwrap.dedent("""
+    import torch
+    from engine.train import distributed
+    dist, _ = distributed.init("cpu")
+    rows = torch.full((2, 3), float(dist.rank))
+    out = distributed.all_gather_concat(rows)
+    assert out.shape == (4, 3) and out[:2].eq(0).all() and out[2:].eq(1).all(), out
+    g = torch.ones(5) * (dist.rank + 1)
+    p = torch.nn.Parameter(torch.zeros(5)); p.grad = g
+    distributed.average_gradients([p])
+    assert torch.allclose(p.grad, torch.full((5,), 1.5)), p.grad
+    idx = distributed.shard(list(range(8)))
+    assert idx == [dist.rank, dist.rank + 2, dist.rank + 4, dist.rank + 6], idx
+    distributed.shutdown()
+    open(sys.argv[1] + f".rank{dist.rank}", "w").write("ok")
+""")
+
+
+def test_gather_average_and_shard_across_two_ranks(tmp_path):
+    script = tmp_path / "gather.py"
+    script.write_text(f"import sys; sys.path.insert(0, {str(REPO)!r})\n" + GATHER)
+    marker = tmp_path / "done"
+    out = subprocess.run([*_torchrun(2), str(script), str(marker)], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert [(tmp_path / f"done.rank{r}").read_text() for r in (0, 1)] == ["ok", "ok"]
+
+
+def test_batch_that_does_not_split_over_the_ranks_is_refused(shapes, tmp_path):  # noqa: F811
+    cmd = _train_cmd(shapes, tmp_path / "odd")
+    i = cmd.index(f"batch_size={json.dumps(TINY['batch_size'])}")
+    cmd[i] = "batch_size=7"
+    out = subprocess.run([*_torchrun(2), *cmd], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "does not split evenly over 2 processes" in out.stderr

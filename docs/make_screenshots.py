@@ -63,6 +63,34 @@ def main() -> None:
     print("wrote", out / "models.png")
     dialog.hide()
 
+    # Attention: the built-in Fashion-MNIST ViT, all heads of the last block for a clicked patch;
+    # then Grad-CAM for "espresso" with EfficientNet-Lite0 on the coffee photo
+    att = window.panels["attention"]
+    window.tabs.setCurrentWidget(att)
+    wait(app, lambda: att.fmnist_strip is not None, 120)
+    att.model_picker.combo.setCurrentIndex(att.model_picker.combo.findData("fmnist-vit-tiny"))
+    att.method_combo.setCurrentIndex(att.method_combo.findData("raw"))
+    att.all_heads.setChecked(True)
+    boot = att.fmnist_strip.paths()[9]
+    att.show_path(boot)
+    wait(app, lambda: att.result is not None and att.result.path == boot and len(att.result.maps) == 4, 120)
+    att.click_patch(6)
+    wait(app, lambda: att.result.query == 6 and len(att.result.maps) == 4)
+    for _ in range(30):
+        app.processEvents()
+        time.sleep(0.02)
+    window.grab().save(str(out / "attention.png"))
+    print("wrote", out / "attention.png")
+    att.all_heads.setChecked(False)
+    att.model_picker.combo.setCurrentIndex(att.model_picker.combo.findData("efficientnet-lite0"))
+    att.show_path(coffee)
+    wait(app, lambda: att.result.path == coffee and att.result.method == "gradcam", 120)
+    for _ in range(30):
+        app.processEvents()
+        time.sleep(0.02)
+    window.grab().save(str(out / "attention-cnn.png"))
+    print("wrote", out / "attention-cnn.png")
+
     import shutil
 
     search = window.panels["search"]

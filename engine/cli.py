@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_search_parsers(sub, common)
 
+    from engine.attention.cli import add_parser as add_attention_parser
+
+    add_attention_parser(sub, common)
+
     from engine.train.cli import add_parser as add_train_parser
 
     add_train_parser(sub, common)
@@ -49,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
         return _classify(args)
     if args.command == "models":
         return _models(args)
+    if args.command == "attention":
+        from engine.attention.cli import run as run_attention
+
+        return run_attention(args)
     if args.command in ("index", "search"):
         from engine.search.cli import run as run_search
 

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 REQUESTS: dict[str, str] = {
     "classify": "engine.classify:classify_job",
     "classify_batch": "engine.classify:classify_batch_job",
+    "attention": "engine.attention.jobs:attention_job",
+    "attention_samples": "engine.attention.samples:samples_job",
     "set_device": "engine.context:set_device_job",
     "train": "engine.train.jobs:train_job",
     "unload_models": "engine.context:unload_models_job",

@@ -10,6 +10,7 @@ import importlib
 
 PANELS: tuple[tuple[str, str, str], ...] = (
     ("classify", "Classify", "gui.panels.classify.panel:ClassifyPanel"),
+    ("attention", "Attention", "gui.panels.attention.panel:AttentionPanel"),
     ("search", "Search", "gui.panels.search.panel:SearchPanel"),
 )
 

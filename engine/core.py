@@ -58,6 +58,7 @@ REQUESTS: dict[str, str] = {
     "index_folder": "engine.search.index:index_job",
     "search": "engine.search.query:search_job",
     "search_status": "engine.search.index:folder_status_job",
+    "explain_search": "engine.search.explain:explain_job",
     "download_model": "engine.downloads.jobs:download_model_job",
     "delete_model": "engine.downloads.jobs:delete_model_job",
 }

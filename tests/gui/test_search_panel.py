@@ -61,6 +61,14 @@ def test_index_query_scroll_cutoff_image_query_and_watch(window, qtbot, tmp_path
                for i in range(panel.results.rowCount()))
     panel.cutoff.setValue(0)
 
+    # "why this result": Grad-CAM of the class that carried the score
+    dialog = panel.explain(str(folder / "coffee.png"))
+    qtbot.waitUntil(lambda: dialog.result is not None, timeout=60_000)
+    assert "espresso" in dialog.summary.text() and not dialog.picture.pixmap().isNull()
+    assert dialog.bars.rows()[0][0] == "espresso"
+    dialog.grab().save(str(tmp_path / "why.png"))
+    dialog.close()
+
     # an image as the query ("more like this"): the photo itself and its copies come first
     panel.run_query(str(folder / "rocket.jpg"))
     qtbot.waitUntil(lambda: panel.results.rowCount() > 0 and panel.last_query.endswith("rocket.jpg")

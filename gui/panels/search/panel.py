@@ -409,7 +409,18 @@ class SearchPanel(QWidget):
         menu.addAction("Copy path", lambda: file_actions.copy_path(path))
         menu.addSeparator()
         menu.addAction("More like this", lambda: self.run_query(path))
+        why = menu.addAction("Why this result?", lambda: self.explain(path))
+        why.setEnabled(bool(self.last_query))
         menu.exec(self.grid.viewport().mapToGlobal(pos))
+
+    def explain(self, path: str):
+        """Open the “why this result” view for a hit of the last query."""
+        from gui.panels.search.why_dialog import WhyDialog
+
+        dialog = WhyDialog(self.bridge, path, self.last_query, self.model_id(), self.folder, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     # ------------------------------------------------------------------ model and messages
     def _model_changed(self, _model_id: str) -> None:

@@ -108,6 +108,31 @@ def main() -> None:
         time.sleep(0.02)
     window.grab().save(str(out / "search.png"))
     print("wrote", out / "search.png")
+
+    # MAE: the built-in tiny MAE on a Fashion-MNIST coat, 75% random masking; then a live pretraining run
+    mae_panel = window.panels["mae"]
+    window.resize(1280, 980)
+    window.tabs.setCurrentWidget(mae_panel)
+    wait(app, lambda: mae_panel.samples is not None and len(mae_panel.samples.paths()) > 6, 120)
+    coat = next(p for p in mae_panel.samples.paths() if "fashion-mnist" in p and p.endswith("test-00006.png"))
+    mae_panel.mode.setCurrentIndex(mae_panel.mode.findData("random"))
+    mae_panel.ratio_slider.setValue(75)
+    mae_panel.set_image(coat)
+    wait(app, lambda: mae_panel.result is not None and mae_panel.result.path == coat
+         and mae_panel.result.mode == "random", 120)
+    for _ in range(40):
+        app.processEvents()
+        time.sleep(0.02)
+    window.grab().save(str(out / "mae.png"))
+    print("wrote", out / "mae.png")
+    box = mae_panel.pretrain
+    box.start({"epochs": 1, "train_limit": 8192, "batch_size": 64, "log_every": 4, "preview_every": 8,
+               "eval_images": 256})
+    wait(app, lambda: box.previews_seen >= 6, 600)
+    window.grab().save(str(out / "mae_pretrain.png"))
+    print("wrote", out / "mae_pretrain.png")
+    box.stop()
+    wait(app, lambda: not box.running(), 120)
     bridge.shutdown()
 
 

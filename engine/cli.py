@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parser(sub, common)
 
+    from engine.mae.cli import add_parser as add_mae_parser
+
+    add_mae_parser(sub, common)
+
     m = sub.add_parser("models", parents=[common], help="list the model catalogue")
     m.add_argument("--json", action="store_true")
     return parser
@@ -63,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
         return run_search(args)
     if args.command == "train":
         return _train(args)
+    if args.command == "mae":
+        from engine.mae.cli import run as run_mae
+
+        return run_mae(args)
     raise SystemExit(f"unknown command {args.command}")  # argparse already rejects these
 
 

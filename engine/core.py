@@ -61,6 +61,8 @@ REQUESTS: dict[str, str] = {
     "explain_search": "engine.search.explain:explain_job",
     "download_model": "engine.downloads.jobs:download_model_job",
     "delete_model": "engine.downloads.jobs:delete_model_job",
+    "mae": "engine.mae.jobs:mae_job",
+    "mae_samples": "engine.mae.jobs:mae_samples_job",
 }
 
 Listener = Callable[[Any], None]

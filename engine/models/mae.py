@@ -302,18 +302,62 @@ class MaskedAutoencoderViT(nn.Module):
         loss = self.forward_loss(imgs, pred, mask)
         return loss, pred, mask, ids_shuffle, ids_restore
 
-    def reconstruct(self, pred: torch.Tensor, imgs: torch.Tensor | None = None) -> torch.Tensor:
+    def reconstruct(self, pred: torch.Tensor, imgs: torch.Tensor | None = None,
+                    mask: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted patches (N, L, p·p·C) -> images (N, C, H, W) in the input's pixel space.
 
-        A norm-pix model predicts per-patch normalised pixels; given the input `imgs`, each
-        patch is mapped back with the true patch's mean and variance (as the MAE demo does).
+        A norm-pix model predicts each patch normalised by its own mean and variance, which a
+        reconstruction cannot know for a hidden patch: using the hidden patch's true statistics
+        would leak its answer (MAE-pytorch #40). Given the input `imgs` and the `mask`, every
+        patch is mapped back with statistics read from the *visible* patches only
+        (``visible_patch_stats``). Without a mask a norm-pix prediction cannot be un-normalised.
         """
-        if self.norm_pix_loss and imgs is not None:
-            target = self.patchify(imgs)  # (N, L, p·p·C)
-            mean = target.mean(dim=-1, keepdim=True)  # (N, L, 1)
-            var = target.var(dim=-1, keepdim=True)  # (N, L, 1)
+        if self.norm_pix_loss:
+            if imgs is None or mask is None:
+                raise ValueError("a norm-pix prediction needs the input and the mask to be un-normalised")
+            grid = self.grid_size(imgs)
+            mean, var = visible_patch_stats(self.patchify(imgs), mask, grid)  # (N, L, 1) each
             pred = pred * (var + 1.0e-6) ** 0.5 + mean
-        return self.unpatchify(pred)
+        return self.unpatchify(pred, self.grid_size(imgs) if imgs is not None else None)
+
+    def grid_size(self, imgs: torch.Tensor) -> tuple[int, int]:
+        """(h, w) patch grid of (N, C, H, W) images."""
+        p = self.config.patch_size
+        return imgs.shape[-2] // p, imgs.shape[-1] // p
+
+
+def visible_patch_stats(patches: torch.Tensor, mask: torch.Tensor, grid: tuple[int, int],
+                        sigma: float = 1.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-patch mean and variance estimated from the visible patches only.
+
+    patches: (N, L, p·p·C); mask: (N, L), 1 = hidden. A visible patch keeps its own
+    statistics; a hidden patch gets the Gaussian-weighted (``sigma`` in patches) average of
+    the visible patches' statistics, so its brightness and contrast follow its neighbours.
+    The hidden patches' pixels are never read: their values only enter through a weight of 0.
+    Returns (mean, var), each (N, L, 1), variance unbiased as in the paper's loss.
+    """
+    h, w = grid
+    n, length, _ = patches.shape
+    if h * w != length or mask.shape != (n, length):
+        raise ValueError(f"patches {tuple(patches.shape)} and mask {tuple(mask.shape)} do not match a {h} x {w} grid")
+    visible = (mask < 0.5).to(torch.float64)  # (N, L)
+    # zero the hidden patches first, so not even a NaN there can reach the statistics
+    seen = torch.where(visible.bool().unsqueeze(-1), patches, torch.zeros((), dtype=patches.dtype,
+                                                                         device=patches.device))
+    own_mean = seen.to(torch.float64).mean(dim=-1)  # (N, L)
+    own_var = seen.to(torch.float64).var(dim=-1)  # (N, L)
+    rows = torch.arange(length, device=patches.device) // w
+    cols = torch.arange(length, device=patches.device) % w
+    d2 = (rows[:, None] - rows[None, :]) ** 2 + (cols[:, None] - cols[None, :]) ** 2  # (L, L) squared distance
+    kernel = torch.exp(-d2.to(torch.float64) / (2 * sigma**2))  # (L, L)
+    weights = kernel[None] * visible[:, None, :]  # (N, L, L): target patch x visible source patch
+    total = weights.sum(dim=-1)  # (N, L)
+    near_mean = (weights * own_mean[:, None, :]).sum(-1) / total.clamp_min(1e-300)  # (N, L)
+    near_var = (weights * own_var[:, None, :]).sum(-1) / total.clamp_min(1e-300)  # (N, L)
+    keep_own = visible.bool()
+    mean = torch.where(keep_own, own_mean, near_mean)
+    var = torch.where(keep_own, own_var, near_var)
+    return mean.to(patches.dtype).unsqueeze(-1), var.to(patches.dtype).unsqueeze(-1)  # (N, L, 1) each
 
 
 # ---------------------------------------------------------------------------- the official configurations

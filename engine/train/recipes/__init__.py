@@ -8,6 +8,7 @@ from engine.train.errors import TrainingError
 
 RECIPES: dict[str, str] = {
     "supervised": "engine.train.recipes.supervised:SupervisedRecipe",
+    "mae": "engine.train.recipes.mae:MAERecipe",
 }
 
 

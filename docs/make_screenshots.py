@@ -133,7 +133,28 @@ def main() -> None:
     print("wrote", out / "mae_pretrain.png")
     box.stop()
     wait(app, lambda: not box.running(), 120)
+    train_screenshot(app, window, out)
     bridge.shutdown()
+
+
+def train_screenshot(app: QApplication, window, out: Path) -> None:
+    """Train: a short MoCo v2 run on Fashion-MNIST, its two-view preview, curves and runs list."""
+    panel = window.panels["train"]
+    window.resize(1400, 1060)
+    window.tabs.setCurrentWidget(panel)
+    wait(app, lambda: "moco_v2" in panel.infos, 120)
+    panel.set_dataset("fashion-mnist")
+    panel.recipe.setCurrentIndex(panel.recipe.findData("moco_v2"))
+    panel.set_config({"max_steps": 128, "batch_size": 64, "width": 8, "K": 1024, "train_limit": 4096,
+                      "knn_bank": 2000, "knn_test": 500, "log_every": 4})
+    wait(app, lambda: panel.preview.view_pairs > 0, 120)
+    panel.start()
+    wait(app, lambda: not panel.running(), 900)
+    for _ in range(60):  # the history reload and the last redraw
+        app.processEvents()
+        time.sleep(0.02)
+    window.grab().save(str(out / "train.png"))
+    print("wrote", out / "train.png")
 
 
 if __name__ == "__main__":

@@ -54,12 +54,19 @@ def user_entries() -> list[ModelEntry]:
 
 
 def run_entries() -> list[ModelEntry]:
+    from engine.train.runs import effective_status
+
     out = []
     for path, card in _cards(runs_dir(), "*/card.json"):
-        if "catalogue" not in card or card.get("status") not in ("finished", "stopped"):
+        if "catalogue" not in card:
+            continue
+        # A killed run ("interrupted") still has the weights of its last checkpoint.
+        status = effective_status(card, path.parent)
+        weights = path.parent / card.get("weights", "model.safetensors")
+        if status not in ("finished", "stopped", "interrupted") or not weights.is_file():
             continue
         try:
-            weights = str(path.parent / card.get("weights", "model.safetensors"))
+            weights = str(weights)
             out.append(entry_from_card(card, Source("run", weights, sha256=card.get("sha256"))))
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("ignoring malformed run card %s: %s", path, exc)

@@ -12,6 +12,7 @@ PANELS: tuple[tuple[str, str, str], ...] = (
     ("classify", "Classify", "gui.panels.classify.panel:ClassifyPanel"),
     ("attention", "Attention", "gui.panels.attention.panel:AttentionPanel"),
     ("search", "Search", "gui.panels.search.panel:SearchPanel"),
+    ("train", "Train", "gui.panels.train.panel:TrainPanel"),
     ("mae", "MAE", "gui.panels.mae.panel:MAEPanel"),
 )
 

@@ -8,6 +8,10 @@ from engine.train.errors import TrainingError
 
 RECIPES: dict[str, str] = {
     "supervised": "engine.train.recipes.supervised:SupervisedRecipe",
+    "moco_v2": "engine.train.recipes.moco_v2:MoCoV2Recipe",
+    "moco_v3": "engine.train.recipes.moco_v3:MoCoV3Recipe",
+    "linear_probe": "engine.train.recipes.probe:LinearProbeRecipe",
+    "finetune": "engine.train.recipes.probe:FinetuneRecipe",
     "mae": "engine.train.recipes.mae:MAERecipe",
 }
 

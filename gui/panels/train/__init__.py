@@ -1,0 +1,1 @@
+"""The Train panel: datasets, recipes, live curves, runs."""

@@ -1,0 +1,217 @@
+"""Live training curves with pyqtgraph: loss, metric, learning rate, throughput, and for
+MoCo the positive/negative similarity histograms and queue fill.
+
+Each run shown is a series with its own colour; its curves are created once and updated
+with setData from bounded buffers on a timer (4 Hz), never rebuilt per record. Records
+arrive from the engine (live) or from a run's metrics.jsonl (history, comparisons).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+MAX_POINTS = 5000
+#: Eval metrics plotted, in order of preference; the first present names the metric plot.
+METRICS = (("accuracy", "test accuracy"), ("knn_acc", "kNN accuracy"), ("zero_shot_accuracy", "zero-shot accuracy"),
+           ("recall_at_1", "recall@1"), ("masked_mse", "hidden-patch MSE"))
+HIST_BINS = 40
+
+
+class Series:
+    """One run's buffers and curves."""
+
+    def __init__(self, name: str, colour: str):
+        self.name, self.colour = name, colour
+        self.train: dict[str, list[tuple[float, float]]] = {}
+        self.eval: dict[str, list[tuple[float, float]]] = {}
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.dirty = True
+
+    def add_train(self, step: float, values: dict) -> None:
+        for key, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
+                buf = self.train.setdefault(key, [])
+                if buf and step <= buf[-1][0]:  # a resumed run re-sends from its checkpoint
+                    while buf and buf[-1][0] >= step:
+                        buf.pop()
+                buf.append((step, float(value)))
+                del buf[:-MAX_POINTS]
+        self.dirty = True
+
+    def add_eval(self, step: float, values: dict) -> None:
+        for key, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
+                buf = self.eval.setdefault(key, [])
+                buf[:] = [p for p in buf if p[0] < step]
+                buf.append((step, float(value)))
+        self.dirty = True
+
+
+class LivePlots(QWidget):
+    """A 3×2 grid of plots; series are added per run (live or from history)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        pg.setConfigOptions(antialias=True, background="w", foreground="#333")
+        self.view = pg.GraphicsLayoutWidget()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.view)
+        self.plots: dict[str, pg.PlotItem] = {}
+        for row, pair in enumerate((("loss", "metric"), ("lr", "throughput"), ("similarity", "ssl"))):
+            for col, key in enumerate(pair):
+                p = self.view.addPlot(row=row, col=col)
+                p.showGrid(x=True, y=True, alpha=0.25)
+                p.setMenuEnabled(False)
+                self.plots[key] = p
+        self.plots["loss"].setTitle("training loss")
+        self.plots["metric"].setTitle("held-out metric")
+        self.plots["lr"].setTitle("learning rate")
+        self.plots["throughput"].setTitle("samples / s")
+        self.plots["similarity"].setTitle("MoCo: cosine similarity of <span style='color:#2ca02c'>positives</span>"
+                                          " vs <span style='color:#d62728'>negatives</span>")
+        self.plots["ssl"].setTitle("MoCo: instance accuracy · <span style='font-style:italic'>queue fill (dotted)</span>")
+        for key in ("loss", "metric", "lr", "throughput", "ssl"):
+            self.plots[key].setLabel("bottom", "step")
+        self.plots["similarity"].setLabel("bottom", "cosine similarity")
+        self.plots["ssl"].setYRange(0, 1.02)
+        # Run names, shown when curves of several runs are overlaid
+        self.legend = self.plots["loss"].addLegend(offset=(-5, 5), brush=(255, 255, 255, 200), labelTextSize="8pt")
+        self.series: dict[str, Series] = {}
+        self.metric_key: str | None = None
+        self.baseline = pg.InfiniteLine(angle=0, pen=pg.mkPen("#999", style=pg.QtCore.Qt.PenStyle.DashLine),
+                                        label="random init", labelOpts={"position": 0.1, "color": "#777"})
+        self.baseline.hide()
+        self.plots["metric"].addItem(self.baseline)
+        self.hist_pos = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=pg.mkPen("#2ca02c", width=1.5),
+                                        brush=(44, 160, 44, 80), name="positives")
+        self.hist_neg = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=pg.mkPen("#d62728", width=1.5),
+                                        brush=(214, 39, 40, 60), name="negatives")
+        self.plots["similarity"].addItem(self.hist_neg)
+        self.plots["similarity"].addItem(self.hist_pos)
+        self.hist_edges = np.linspace(-1, 1, HIST_BINS + 1)
+        self._ssl_rows(False)
+        self.timer = QTimer(self)
+        self.timer.setInterval(250)
+        self.timer.timeout.connect(self.redraw)
+        self.timer.start()
+
+    def _ssl_rows(self, show: bool) -> None:
+        for key in ("similarity", "ssl"):
+            self.plots[key].setVisible(show)
+        self.view.ci.layout.setRowStretchFactor(2, 1 if show else 0)
+
+    # ------------------------------------------------------------------ series
+    def clear(self) -> None:
+        for name in list(self.series):
+            self.remove(name)
+        self.metric_key = None
+        self.baseline.hide()
+        self.hist_pos.setData([], [])
+        self.hist_neg.setData([], [])
+        self._ssl_rows(False)
+
+    def ensure(self, name: str) -> Series:
+        if name not in self.series:
+            self.series[name] = Series(name, COLOURS[len(self.series) % len(COLOURS)])
+        return self.series[name]
+
+    def remove(self, name: str) -> None:
+        s = self.series.pop(name, None)
+        if s is None:
+            return
+        for key, c in s.curves.items():
+            plot = self.plots[key.split(":")[0]]
+            plot.removeItem(c)
+        self.legend.removeItem(name)
+
+    def add_record(self, name: str, record: dict) -> None:
+        """One record from the loop (kind "train" or "eval"), possibly with a live view."""
+        s = self.ensure(name)
+        step = float(record.get("step", 0))
+        if record.get("kind") == "train":
+            s.add_train(step, {k: v for k, v in record.items() if k not in ("step", "epoch", "total_steps", "eta_s")})
+        elif record.get("kind") == "eval":
+            s.add_eval(step, {k: v for k, v in record.items() if k not in ("step", "epoch")})
+            base = record.get("knn_acc_random_init")
+            if isinstance(base, (int, float)):
+                self.baseline.setValue(base)
+                self.baseline.show()
+        sims = record.get("similarities")
+        if isinstance(sims, dict):
+            self.hist_pos.setData(self.hist_edges, np.asarray(sims.get("positive", []), float))
+            self.hist_neg.setData(self.hist_edges, np.asarray(sims.get("negative", []), float))
+            self._ssl_rows(True)
+        if "queue_fill" in record or "pos_sim" in record:
+            self._ssl_rows(True)
+
+    def load_history(self, name: str, history: dict) -> None:
+        """Replace a series with a run's full history (what metrics.jsonl holds)."""
+        self.remove(name)
+        for r in history.get("train", []):
+            self.add_record(name, {**r, "kind": "train"})
+        for r in history.get("eval", []):
+            self.add_record(name, {**r, "kind": "eval"})
+
+    # ------------------------------------------------------------------ drawing
+    def _curve(self, s: Series, plot_key: str, field: str, style=None) -> pg.PlotDataItem:
+        key = f"{plot_key}:{field}"
+        if key not in s.curves:
+            pen = pg.mkPen(s.colour, width=2, style=style or pg.QtCore.Qt.PenStyle.SolidLine)
+            named = plot_key == "loss"
+            curve = self.plots[plot_key].plot([], [], pen=pen, name=s.name if named else None,
+                                              symbol="o" if plot_key == "metric" else None, symbolSize=5,
+                                              symbolBrush=s.colour, symbolPen=None)
+            s.curves[key] = curve
+        return s.curves[key]
+
+    def _metric_key(self) -> str | None:
+        present = set()
+        for s in self.series.values():
+            present |= set(s.eval)
+        for key, title in METRICS:
+            if key in present:
+                return key
+        return None
+
+    def redraw(self) -> None:
+        if not any(s.dirty for s in self.series.values()):
+            return
+        self.legend.setVisible(len(self.series) > 1)
+        key = self._metric_key()
+        if key != self.metric_key and key is not None:
+            self.metric_key = key
+            self.plots["metric"].setTitle(dict(METRICS)[key])
+        for s in self.series.values():
+            if not s.dirty:
+                continue
+            s.dirty = False
+            for plot_key, field in (("loss", "loss"), ("lr", "lr"), ("throughput", "samples_per_s")):
+                if field in s.train:
+                    xs, ys = zip(*s.train[field])
+                    self._curve(s, plot_key, field).setData(np.asarray(xs), np.asarray(ys))
+            if self.metric_key and self.metric_key in s.eval:
+                xs, ys = zip(*s.eval[self.metric_key])
+                self._curve(s, "metric", self.metric_key).setData(np.asarray(xs), np.asarray(ys))
+            for field, style in (("acc", pg.QtCore.Qt.PenStyle.SolidLine), ("queue_fill", pg.QtCore.Qt.PenStyle.DotLine)):
+                if field in s.train and ("queue_fill" in s.train or "pos_sim" in s.train):
+                    xs, ys = zip(*s.train[field])
+                    self._curve(s, "ssl", field, style).setData(np.asarray(xs), np.asarray(ys))
+
+    # ------------------------------------------------------------------ for tests and the panel
+    def points(self, name: str, field: str = "loss") -> list[tuple[float, float]]:
+        s = self.series.get(name)
+        if s is None:
+            return []
+        return list(s.train.get(field) or s.eval.get(field) or [])
+
+    def drawn_points(self, name: str, plot_key: str = "loss", field: str = "loss") -> int:
+        """How many points the curve on screen holds (after the last redraw)."""
+        s = self.series.get(name)
+        curve = s.curves.get(f"{plot_key}:{field}") if s else None
+        if curve is None or curve.xData is None:
+            return 0
+        return len(curve.xData)

@@ -63,7 +63,8 @@ class BasicBlock(nn.Module):
 
 class SmallResNet(nn.Module):
     """A CIFAR-style ResNet: 3×3 stem, three stages (width, 2·width, 4·width; strides 1, 2, 2),
-    global average pool. At width 32 and one block a stage: 0.7M parameters, 128-d features."""
+    global average pool. One block a stage: 77k parameters and 64-d features at width 16,
+    307k and 128-d at width 32."""
 
     def __init__(self, in_chans: int = 1, width: int = 32, blocks: int = 1, bn_splits: int = 1):
         super().__init__()

@@ -202,7 +202,27 @@ class RunFolder:
 
     def write_card(self, card: dict) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.card_path, card)
+        try:
+            atomic_write_json(self.card_path, card)
+        except OSError as exc:
+            if not _disk_full(exc):
+                raise
+            prev = self.latest()
+            kept = f"the last checkpoint ({prev.name}) is intact" if prev else "no checkpoint was written yet"
+            raise TrainingError(f"disk full while writing {self.card_path}: {kept}. Free some space and resume "
+                                f"the run.", card.get("step")) from None
+
+    def check_space(self, state_bytes: int) -> None:
+        """Refuse to start when the disk cannot hold a checkpoint being written beside the last one."""
+        need = 2 * state_bytes + 16 * 2**20
+        folder = self.path
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        free = shutil.disk_usage(folder).free
+        if free < need:
+            raise TrainingError(f"not enough disk space for this run's checkpoints in {self.path}: about "
+                                f"{need / 2**20:,.0f} MB needed, {free / 2**20:,.0f} MB free. Free some space or "
+                                f"train into another folder (--run-dir, or PATCHWORK_HOME).")
 
     def checkpoints(self) -> list[Path]:
         """Complete checkpoint folders, oldest first."""

@@ -331,6 +331,9 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
         run.path.mkdir(parents=True, exist_ok=True)
         run.metrics_path.unlink(missing_ok=True)
     n_params = sum(p.numel() for p in model.parameters())
+    if main:  # a checkpoint holds every module's state and AdamW's two moments of each trainable parameter
+        run.check_space(sum(t.numel() * t.element_size() for m in modules.values() for t in m.state_dict().values())
+                        + 8 * sum(p.numel() for p in params))
     described = recipe.describe()
     card.update({
         "format": RUN_FORMAT, "name": run.path.name, "recipe": recipe.name, "dataset_spec": dataset_spec,
@@ -515,7 +518,7 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
         else:
             try:  # the weights of the last good checkpoint stay as they are
                 write_card("failed", error)
-            except OSError:
+            except (OSError, TrainingError):  # a full disk must not hide the error being reported
                 pass
         distributed.shutdown()
     return {"run": run.path.name, "run_dir": str(run.path), "status": outcome, "step": step,

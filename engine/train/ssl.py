@@ -32,7 +32,9 @@ HIST_BINS = 40  # bins of the positive/negative similarity histograms over [-1, 
 @dataclass
 class SSLConfig(TrainConfig):
     backbone: str = "resnet"  # resnet (a small CIFAR-style ResNet) | vit (engine.train.vit presets)
-    width: int = 32  # resnet: channels of the first stage (features: 4 × width)
+    # 16 trains 2.8× faster than 32 on a CPU with the same kNN accuracy on Fashion-MNIST in short
+    # runs (58.9 vs 58.3% at init, 63.9 vs 64.4% at step 20).
+    width: int = 16  # resnet: channels of the first stage (features: 4 × width)
     blocks: int = 1  # resnet: basic blocks per stage
     vit_model: str = "tiny"  # vit: a preset of engine.train.vit
     patch_size: int = 0  # vit: 0 = chosen for the image size
@@ -288,9 +290,8 @@ class SSLRecipe(Recipe):
         from engine.data.augment import to_uint8_images
         from engine.data.loader import step_generator
 
-        cfg = cls.Config.from_dict({k: v for k, v in (config or {}).items()
-                                    if k in cls.Config.__dataclass_fields__})
-        spec = view_spec_for(int(images.shape[-1]), int(images.shape[1]), cfg.aug_strength)
+        strength = float((config or {}).get("aug_strength", cls.Config.aug_strength))  # the only setting used here
+        spec = view_spec_for(int(images.shape[-1]), int(images.shape[1]), strength)
         v1, v2 = two_views(torch.from_numpy(np.ascontiguousarray(images)), spec, step_generator(seed, 1))
         return list(zip(to_uint8_images(v1), to_uint8_images(v2)))
 

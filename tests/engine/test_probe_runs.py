@@ -224,6 +224,49 @@ def test_out_of_memory_in_a_step_or_in_evaluation_names_a_smaller_batch(shapes, 
         assert run.read_card()["status"] == "failed" and "batch" in run.read_card()["error"]
 
 
+# ------------------------------------------------------------------------------ disk space
+TINY_VIT = {"embed_dim": 16, "depth": 1, "num_heads": 2, "batch_size": 8, "image_size": 16, "log_every": 1}
+
+
+def test_a_disk_too_small_for_the_checkpoints_refuses_before_training(shapes, tmp_path, monkeypatch):
+    import collections
+
+    from engine.train import checkpoint
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 2**20, 2**20))
+    with pytest.raises(TrainingError, match=r"not enough disk space.*MB needed, 1 MB free"):
+        run_to_end(train_job(Ctx(), "supervised", shapes, {**TINY_VIT, "max_steps": 2}, run_dir=str(tmp_path / "r")))
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_disk_full_while_writing_the_card_keeps_the_checkpoint_and_resumes(shapes, tmp_path, monkeypatch):
+    import errno
+
+    from engine.train import checkpoint
+
+    real = checkpoint._write_synced
+    full = {"on": False}
+
+    def write(path, data):
+        if full["on"] and "card.json" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        if "step-000000002" in str(path):
+            full["on"] = True  # the disk fills up while the checkpoint at step 2 is written
+        real(path, data)
+
+    monkeypatch.setattr(checkpoint, "_write_synced", write)
+    run_dir = tmp_path / "card-full"
+    with pytest.raises(TrainingError, match="disk full while writing .*card.json: the last checkpoint "
+                                            r"\(step-000000002\) is intact"):
+        run_to_end(train_job(Ctx(), "supervised", shapes, {**TINY_VIT, "max_steps": 5, "checkpoint_every": 2},
+                             run_dir=str(run_dir)))
+    monkeypatch.setattr(checkpoint, "_write_synced", real)  # space freed
+    assert RunFolder(run_dir).latest().name == "step-000000002"
+    result = run_to_end(train_job(Ctx(), None, resume=str(run_dir)))
+    assert result["status"] == "finished" and result["step"] == 5
+
+
 # ------------------------------------------------------------------------------ recipes and CLI
 def test_recipe_list_has_every_registered_recipe_with_its_settings():
     from engine.train.recipes import RECIPES

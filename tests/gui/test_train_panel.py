@@ -54,6 +54,12 @@ def test_start_watch_stop_and_resume_a_run_from_the_panel(window, qtbot):
     assert row.best_name == "accuracy" and 0 < row.best_value <= 1
     assert panel.results.confusion is not None and panel.results.confusion.sum() == 200
     assert [a.text() for a in panel.use_menu.actions()][:1] == ["Classify"]
+    # "Use in… → Classify" selects the new model in the Classify panel and shows that panel
+    assert panel.use_in("classify", row.model_id)
+    classify = window.panels["classify"]
+    assert window.tabs.currentWidget() is classify
+    qtbot.waitUntil(lambda: classify.model_picker.is_ready(row.model_id), timeout=30_000)
+    assert classify.model_picker.current_id() == row.model_id
 
 
 def test_moco_preview_shows_two_views_and_settings_persist(window, qtbot):

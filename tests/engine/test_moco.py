@@ -233,3 +233,39 @@ def test_augmented_views_stay_images_and_crop_within_bounds():
     assert v.shape == (4, 3, 32, 32) and float(v.min()) >= 0.0 and float(v.max()) <= 1.0
     gray = view_spec_for(28, 1)
     assert gray.blur == 0.0 and gray.saturation == 0.0 and gray.crop_scale[0] >= 0.3
+
+
+def _knn(model, bank_x, bank_y, test_x, test_y, k=20):
+    with torch.no_grad():
+        fb = F.normalize(model((bank_x - 0.2860) / 0.3530), dim=1)
+        ft = F.normalize(model((test_x - 0.2860) / 0.3530), dim=1)
+    w, idx = (ft @ fb.t()).topk(k, dim=1)
+    votes = torch.zeros(len(ft), 10).scatter_add_(1, bank_y[idx], (w / 0.1).exp())
+    return float((votes.argmax(1) == test_y).float().mean())
+
+
+def test_builtin_moco_backbone_has_learned_features():
+    import json
+    from pathlib import Path
+
+    from engine import catalogue
+    from engine.catalogue.load import build_model
+    from engine.data import fashion_mnist
+    from engine.train.backbones import SmallResNet
+
+    if not fashion_mnist.is_available():
+        pytest.skip("Fashion-MNIST is not installed")
+    entry = catalogue.get("fmnist-moco-v2-resnet16")
+    assert entry.family == "ssl-backbone"
+    model = build_model(entry)  # checks the SHA-256
+    train, test = fashion_mnist.load_fashion_mnist("train"), fashion_mnist.load_fashion_mnist("test")
+    bank_x = torch.from_numpy(train.images[:2000, None]).float() / 255
+    test_x = torch.from_numpy(test.images[:500, None]).float() / 255
+    bank_y, test_y = torch.from_numpy(train.labels[:2000]), torch.from_numpy(test.labels[:500])
+    torch.manual_seed(0)
+    learned = _knn(model, bank_x, bank_y, test_x, test_y)
+    random_init = _knn(SmallResNet(1, 16).eval(), bank_x, bank_y, test_x, test_y)
+    assert learned >= random_init + 0.08, (learned, random_init)
+    card = json.loads((Path(__file__).resolve().parents[2] / "resources/checkpoints/fmnist-moco-v2-resnet16/card.json")
+                      .read_text())
+    assert card["status"] == "finished" and card["recipe"] == "moco_v2" and card["metrics"]["knn_acc"] >= 0.75

@@ -114,7 +114,8 @@ def _folder_sample(dataset: str, kind: str, rng, count: int, size: int, grayscal
     images = list(data.images)
     if kind == "classes":
         texts = [scan.classes[int(y)] for y in data.labels]
-        what = f"{len(scan.classes)} classes ({', '.join(scan.classes[:6])}{'…' if len(scan.classes) > 6 else ''})"
+        what = f"images in {len(scan.classes)} classes ({', '.join(scan.classes[:6])}" \
+               f"{'…' if len(scan.classes) > 6 else ''})"
     elif kind == "captions":
         texts = [c or "" for c in data.captions]
         what = "image-caption pairs"

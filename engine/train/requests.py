@@ -130,7 +130,8 @@ def backbones_job(ctx) -> list[BackboneInfo]:
         if has_feature_extractor(e):
             out.append(BackboneInfo(e.id, e.name, e.family, state_of(e).state, e.size_mb, e.preprocess.input_size,
                                     e.source.kind in ("run", "resources")))
-    return out
+    # Usable ones first, Patchwork's own (small, trained here) before the big downloads.
+    return sorted(out, key=lambda b: (b.state not in ("ready", "user file"), not b.trained_here))
 
 
 def runs_job(ctx):

@@ -81,6 +81,7 @@ class LivePlots(QWidget):
         # Run names, shown when curves of several runs are overlaid
         self.legend = self.plots["loss"].addLegend(offset=(-5, 5), brush=(255, 255, 255, 200), labelTextSize="8pt")
         self.series: dict[str, Series] = {}
+        self._colours: dict[str, str] = {}
         self.metric_key: str | None = None
         self.baseline = pg.InfiniteLine(angle=0, pen=pg.mkPen("#999", style=pg.QtCore.Qt.PenStyle.DashLine),
                                         label="random init", labelOpts={"position": 0.1, "color": "#777"})
@@ -108,6 +109,7 @@ class LivePlots(QWidget):
     def clear(self) -> None:
         for name in list(self.series):
             self.remove(name)
+        self._colours.clear()
         self.metric_key = None
         self.baseline.hide()
         self.hist_pos.setData([], [])
@@ -116,7 +118,10 @@ class LivePlots(QWidget):
 
     def ensure(self, name: str) -> Series:
         if name not in self.series:
-            self.series[name] = Series(name, COLOURS[len(self.series) % len(COLOURS)])
+            used = [x.colour for x in self.series.values()]
+            free = [c for c in COLOURS if c not in used] or COLOURS
+            self.series[name] = Series(name, self._colours.get(name) or free[0])
+            self._colours[name] = self.series[name].colour  # a run keeps its colour when it is reloaded
         return self.series[name]
 
     def remove(self, name: str) -> None:
@@ -192,7 +197,9 @@ class LivePlots(QWidget):
             for plot_key, field in (("loss", "loss"), ("lr", "lr"), ("throughput", "samples_per_s")):
                 if field in s.train:
                     xs, ys = zip(*s.train[field])
-                    self._curve(s, plot_key, field).setData(np.asarray(xs), np.asarray(ys))
+                    curve = self._curve(s, plot_key, field)
+                    curve.setData(np.asarray(xs), np.asarray(ys))
+                    curve.setSymbol("o" if len(xs) < 3 else None)  # a short run's few points stay visible
             if self.metric_key and self.metric_key in s.eval:
                 xs, ys = zip(*s.eval[self.metric_key])
                 self._curve(s, "metric", self.metric_key).setData(np.asarray(xs), np.asarray(ys))

@@ -75,3 +75,30 @@ def test_moco_preview_shows_two_views_and_settings_persist(window, qtbot):
     panel.recipe.setCurrentIndex(panel.recipe.findData("supervised"))
     panel.recipe.setCurrentIndex(panel.recipe.findData("moco_v2"))
     assert panel.config() == {"K": 1024, "T": 0.2}  # remembered per recipe
+
+
+def test_probe_vs_finetune_trains_both_on_a_class_folder_and_compares(window, qtbot, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:28, 0:28]
+    rng = np.random.default_rng(0)
+    for name, pattern in {"stripes": (yy // 3) % 2, "bars": (xx // 3) % 2}.items():
+        (tmp_path / name).mkdir()
+        for i in range(12):
+            Image.fromarray((pattern * 180 + rng.integers(0, 70, (28, 28))).astype(np.uint8)).save(
+                tmp_path / name / f"{i}.png")
+    panel = window.panels["train"]
+    qtbot.waitUntil(lambda: panel.backbone.findData("fmnist-moco-v2-resnet16") >= 0, timeout=60_000)
+    panel.set_dataset("classes", str(tmp_path))
+    panel.select_backbone("fmnist-moco-v2-resnet16")
+    action = next(a for a in panel.compare_button.menu().actions() if "100%" in a.text())
+    action.trigger()
+    assert len(panel.jobs) == 2
+    qtbot.waitUntil(lambda: not panel.running(), timeout=120_000)
+    assert "Linear probe" in panel.status.text() and "vs fine-tune" in panel.status.text(), panel.error.text()
+    qtbot.waitUntil(lambda: len(panel.plots.series) == 2, timeout=30_000)
+    qtbot.waitUntil(lambda: len(panel.runs.rows) == 2 and all(r.status == "finished" for r in panel.runs.rows),
+                    timeout=30_000)  # the list refreshes after each run ends
+    assert sorted(r.recipe for r in panel.runs.rows) == ["finetune", "linear_probe"]
+    assert all(r.best_name == "accuracy" for r in panel.runs.rows)

@@ -56,6 +56,8 @@ class TrainPanel(QWidget):
         self.last_record: dict = {}
         self._preview_job: int | None = None
         self.backbone_rows: list = []
+        self.pairs: dict[str, tuple[str, str]] = {}  # run -> (probe run, fine-tune run) started together
+        self.accuracy: dict[str, float] = {}  # final accuracy of finished runs, for the pair summary
 
         # ------------------------------------------------------------ setup column
         self.kind = QComboBox()
@@ -525,6 +527,12 @@ class TrainPanel(QWidget):
                             f"{format_seconds(result.get('elapsed_s'))})" + (": " + ", ".join(shown) if shown else "")
                             + ". It is in the runs list and the model catalogue.")
         self.progress.setValue(1000)
+        if isinstance(metrics.get("accuracy"), float):
+            self.accuracy[run_name] = metrics["accuracy"]
+        pair = self.pairs.get(run_name)
+        if pair and all(n in self.accuracy for n in pair):
+            self.status.setText(f"Linear probe {100 * self.accuracy[pair[0]]:.1f}% vs fine-tune "
+                                f"{100 * self.accuracy[pair[1]]:.1f}% test accuracy (same backbone, same labels).")
         self._ended(run_name)
 
     def _failed(self, run_name: str, err) -> None:
@@ -628,8 +636,10 @@ class TrainPanel(QWidget):
         self.plots.clear()
         self.tabs.setCurrentWidget(self.plots)
         pct = f"{100 * label_fraction:g}pct"
-        for recipe in ("linear_probe", "finetune"):
-            name = _slug(f"{recipe}-{backbone}-{pct}-{stamp}")
+        names = tuple(_slug(f"{recipe}-{backbone}-{pct}-{stamp}") for recipe in ("linear_probe", "finetune"))
+        for name in names:
+            self.pairs[name] = names
+        for recipe, name in zip(("linear_probe", "finetune"), names):
             self._submit({"recipe": recipe, "dataset": self.dataset(),
                           "config": {"backbone": backbone, "label_fraction": label_fraction}, "run_name": name},
                          name, f"{recipe} of {backbone} ({pct} labels)")

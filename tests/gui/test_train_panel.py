@@ -11,7 +11,7 @@ pytestmark = pytest.mark.skipif(not fashion_mnist.is_available(),
                                 reason="Fashion-MNIST is not installed: apt install dataset-fashion-mnist")
 
 #: A ViT small enough for tens of steps a second on a CPU.
-TINY = {"max_steps": 40, "batch_size": 32, "embed_dim": 16, "depth": 1, "num_heads": 2, "train_limit": 2048,
+TINY = {"max_steps": 100, "batch_size": 32, "embed_dim": 16, "depth": 1, "num_heads": 2, "train_limit": 2048,
         "test_limit": 200, "log_every": 1, "eval_batch_size": 200, "checkpoint_seconds": 1e9}
 
 
@@ -22,22 +22,22 @@ def test_start_watch_stop_and_resume_a_run_from_the_panel(window, qtbot):
     panel.set_dataset("fashion-mnist")
     panel.recipe.setCurrentIndex(panel.recipe.findData("supervised"))
     panel.set_config(TINY)
-    assert panel.config()["max_steps"] == 40 and panel.start_button.isEnabled()
+    assert panel.config()["max_steps"] == 100 and panel.start_button.isEnabled()
 
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     name = panel.run_name
     assert name and panel.stop_button.isEnabled() and not panel.start_button.isEnabled()
     qtbot.waitUntil(lambda: len(panel.plots.points(name)) >= 3, timeout=60_000)
-    qtbot.waitUntil(lambda: panel.plots.drawn_points(name) >= 3, timeout=5_000)  # the timer drew them
     qtbot.mouseClick(panel.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not panel.running(), timeout=30_000)
     assert "Stopped" in panel.status.text()
+    qtbot.waitUntil(lambda: panel.plots.drawn_points(name) >= 3, timeout=5_000)  # the timer drew them
 
     qtbot.waitUntil(lambda: panel.runs.row_of(name) is not None and panel.runs.row_of(name).status == "stopped",
                     timeout=30_000)
     row = panel.runs.row_of(name)
     stopped_at = row.step
-    assert row.resumable and 0 < stopped_at < 40 and row.recipe == "supervised"
+    assert row.resumable and 0 < stopped_at < 100 and row.recipe == "supervised"
     assert [r.name for r in panel.runs.selected()] == [name]  # the run just stopped is selected
     assert panel.resume_button.isEnabled()
 
@@ -47,9 +47,9 @@ def test_start_watch_stop_and_resume_a_run_from_the_panel(window, qtbot):
     assert "Finished" in panel.status.text(), panel.error.text()
     qtbot.waitUntil(lambda: panel.runs.row_of(name).status == "finished", timeout=30_000)
     # the curve continues from the stop: steps before it came from the file, later ones live
-    qtbot.waitUntil(lambda: len(panel.plots.points(name)) == 40, timeout=30_000)
+    qtbot.waitUntil(lambda: len(panel.plots.points(name)) == 100, timeout=30_000)
     steps = [s for s, _ in panel.plots.points(name)]
-    assert steps == sorted(steps) and steps[-1] == 40
+    assert steps == sorted(steps) and steps[-1] == 100
     row = panel.runs.row_of(name)
     assert row.best_name == "accuracy" and 0 < row.best_value <= 1
     assert panel.results.confusion is not None and panel.results.confusion.sum() == 200

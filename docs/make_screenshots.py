@@ -134,6 +134,7 @@ def main() -> None:
     box.stop()
     wait(app, lambda: not box.running(), 120)
     train_screenshot(app, window, out)
+    generate_screenshot(app, window, out)
     bridge.shutdown()
 
 
@@ -155,6 +156,32 @@ def train_screenshot(app: QApplication, window, out: Path) -> None:
         time.sleep(0.02)
     window.grab().save(str(out / "train.png"))
     print("wrote", out / "train.png")
+
+
+
+def generate_screenshot(app: QApplication, window, out: Path) -> None:
+    """Generate: the built-in tiny unCLIP, 8 sneakers, the embedding explained, an interpolation strip."""
+    panel = window.panels["generate"]
+    window.resize(1400, 980)
+    window.tabs.setCurrentWidget(panel)
+    wait(app, lambda: panel.generators.get("fmnist-unclip-tiny") is not None, 120)
+    panel.interp_a.setText("a photo of a sneaker")
+    panel.interp_b.setText("a photo of an ankle boot")
+    panel.frames.setValue(10)
+    panel.steps.setValue(50)
+    panel.interpolate()
+    wait(app, lambda: panel.interpolation is not None and panel.job is None, 600)
+    panel.prompt.setText("a photo of a sneaker")
+    panel.seed.setValue(0)
+    panel.count.setValue(8)
+    panel.generate()
+    wait(app, lambda: panel.job is None and panel.result is not None, 600)
+    panel.tabs.setCurrentIndex(2)
+    for _ in range(40):
+        app.processEvents()
+        time.sleep(0.02)
+    window.grab().save(str(out / "generate.png"))
+    print("wrote", out / "generate.png")
 
 
 if __name__ == "__main__":

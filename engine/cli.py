@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parser(sub, common)
 
+    from engine.generate.cli import add_parser as add_generate_parser
+
+    add_generate_parser(sub, common)
+
     from engine.mae.cli import add_parser as add_mae_parser
 
     add_mae_parser(sub, common)
@@ -67,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
         return run_search(args)
     if args.command == "train":
         return _train(args)
+    if args.command == "generate":
+        from engine.generate.cli import run as run_generate
+
+        return run_generate(args)
     if args.command == "mae":
         from engine.mae.cli import run as run_mae
 

@@ -67,6 +67,11 @@ REQUESTS: dict[str, str] = {
     "explain_search": "engine.search.explain:explain_job",
     "download_model": "engine.downloads.jobs:download_model_job",
     "delete_model": "engine.downloads.jobs:delete_model_job",
+    "generate": "engine.generate.jobs:generate_job",
+    "generate_interpolate": "engine.generate.jobs:interpolate_job",
+    "generate_export_gif": "engine.generate.jobs:export_gif_job",
+    "generate_gallery": "engine.generate.jobs:gallery_job",
+    "generate_models": "engine.generate.jobs:models_job",
     "mae": "engine.mae.jobs:mae_job",
     "mae_samples": "engine.mae.jobs:mae_samples_job",
 }

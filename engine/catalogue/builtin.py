@@ -155,6 +155,49 @@ ENTRIES: tuple[ModelEntry, ...] = (
         builder="engine.train.backbones:build_from_resources",
         preprocess=Preprocess(28, 28, (0.2860,), (0.3530,), "bilinear", grayscale=True), arch="resnet"),
     ModelEntry(
+        id="fmnist-lit-tiny", name="LiT-Tiny (Fashion-MNIST, trained here; MiniLM text)", family="clip",
+        panels=("search", "generate"),
+        description="A tiny CLIP trained by Patchwork's LiT recipe on Fashion-MNIST with the built-in captions: "
+                    "ViT-Tiny/7 image tower + projections, locked MiniLM text tower (from its package), 128-d "
+                    "joint space. Zero-shot test accuracy 87.7% with the class prompts. "
+                    "Reproduce: python main.py train lit --dataset fashion-mnist",
+        licence="MIT", size_mb=3.3,
+        source=Source("resources", "checkpoints/fmnist-lit-tiny/model.safetensors",
+                      sha256="a710bef14e3021d23eb19dfe3b8607e86a14d7ea7d73fde3b5d68508789dc54f", size_bytes=3485236),
+        builder="engine.models.lit:build_from_resources",
+        preprocess=Preprocess(28, 28, (0.2860,), (0.3530,), "bilinear", grayscale=True), arch="lit"),
+    ModelEntry(
+        id="fmnist-unclip-tiny-prior", name="Tiny unCLIP diffusion prior (Fashion-MNIST, trained here)",
+        family="unclip-prior", panels=("generate",),
+        description="DALL·E 2-style diffusion prior: LiT text embedding -> LiT image embedding, an MLP that predicts "
+                    "the clean embedding. With the decoder, 85% of images for class prompts are recognised by "
+                    "fmnist-vit-tiny. Part of the built-in tiny unCLIP (resources/checkpoints/fmnist-unclip-tiny).",
+        licence="MIT", size_mb=1.5,
+        source=Source("resources", "checkpoints/fmnist-unclip-tiny/prior.safetensors",
+                      sha256="d170fa6af2a15064a012993937f0d09efdedacd372647eb871b4caee462c85e5", size_bytes=1624288),
+        builder="engine.generate.unclip:build_prior_from_resources", arch="diffusion",
+        options=(("clip", "fmnist-lit-tiny"),)),
+    ModelEntry(
+        id="fmnist-unclip-tiny-prior-regression", name="Tiny unCLIP regression prior (Fashion-MNIST, trained here)",
+        family="unclip-prior", panels=("generate",),
+        description="Deterministic MLP prior (MSE): one image embedding per caption, for comparison with the "
+                    "diffusion prior: 99% recognised, but the same embedding for every seed.",
+        licence="MIT", size_mb=1.3,
+        source=Source("resources", "checkpoints/fmnist-unclip-tiny/prior_regression.safetensors",
+                      sha256="ef62ddc50626c37dacf2ad8708c8ab33e5271ac6dc21093b1c7e5d7bdda30970", size_bytes=1326072),
+        builder="engine.generate.unclip:build_prior_from_resources", arch="regression",
+        options=(("clip", "fmnist-lit-tiny"),)),
+    ModelEntry(
+        id="fmnist-unclip-tiny-decoder", name="Tiny unCLIP decoder (Fashion-MNIST, trained here)",
+        family="unclip-decoder", panels=("generate",),
+        description="0.86M-parameter U-Net (channels 32/64, attention at 7×7) that denoises 28×28 images "
+                    "conditioned on a LiT image embedding; classifier-free guidance, DDIM sampling.",
+        licence="MIT", size_mb=3.3,
+        source=Source("resources", "checkpoints/fmnist-unclip-tiny/decoder.safetensors",
+                      sha256="e62e91a09c6215daee2fe874d670ec683df7fb82b50b300da3ad9d53d39c9a8f", size_bytes=3428932),
+        builder="engine.generate.unclip:build_decoder_from_resources", arch="unet",
+        options=(("clip", "fmnist-lit-tiny"),)),
+    ModelEntry(
         id="fmnist-mae-tiny", name="MAE-Tiny/4 (Fashion-MNIST, trained here)", family="mae", panels=("mae",),
         description="0.9M-parameter masked autoencoder (4-block 128-d encoder, 2-block 64-d decoder, 4-px patches: "
                     "a 7×7 grid) pretrained by Patchwork's own MAE recipe on Fashion-MNIST at 75% masking: "

@@ -14,6 +14,7 @@ PANELS: tuple[tuple[str, str, str], ...] = (
     ("search", "Search", "gui.panels.search.panel:SearchPanel"),
     ("train", "Train", "gui.panels.train.panel:TrainPanel"),
     ("mae", "MAE", "gui.panels.mae.panel:MAEPanel"),
+    ("generate", "Generate", "gui.panels.generate.panel:GeneratePanel"),
 )
 
 

@@ -12,6 +12,10 @@ RECIPES: dict[str, str] = {
     "moco_v3": "engine.train.recipes.moco_v3:MoCoV3Recipe",
     "linear_probe": "engine.train.recipes.probe:LinearProbeRecipe",
     "finetune": "engine.train.recipes.probe:FinetuneRecipe",
+    "clip": "engine.train.recipes.clip:CLIPRecipe",
+    "lit": "engine.train.recipes.clip:LiTRecipe",
+    "unclip_prior": "engine.train.recipes.unclip:PriorRecipe",
+    "unclip_decoder": "engine.train.recipes.unclip:DecoderRecipe",
     "mae": "engine.train.recipes.mae:MAERecipe",
 }
 

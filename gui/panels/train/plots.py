@@ -94,6 +94,11 @@ class LivePlots(QWidget):
         self.plots["similarity"].addItem(self.hist_neg)
         self.plots["similarity"].addItem(self.hist_pos)
         self.hist_edges = np.linspace(-1, 1, HIST_BINS + 1)
+        # CLIP/LiT: the batch's image-text similarity matrix as a heat map (row i: image i over texts)
+        self.sim_image = pg.ImageItem(axisOrder="row-major")
+        self.sim_image.setLookupTable(pg.colormap.get("inferno").getLookupTable(nPts=256))
+        self.sim_image.hide()
+        self.plots["similarity"].addItem(self.sim_image)
         self._ssl_rows(False)
         self.timer = QTimer(self)
         self.timer.setInterval(250)
@@ -114,7 +119,20 @@ class LivePlots(QWidget):
         self.baseline.hide()
         self.hist_pos.setData([], [])
         self.hist_neg.setData([], [])
+        self._moco_view()
         self._ssl_rows(False)
+
+    def _moco_view(self) -> None:
+        """The similarity plot back to MoCo's histograms (after a CLIP run drew its matrix)."""
+        p = self.plots["similarity"]
+        self.sim_image.hide()
+        p.enableAutoRange()
+        p.setAspectLocked(False)
+        p.invertY(False)
+        p.setTitle("MoCo: cosine similarity of <span style='color:#2ca02c'>positives</span>"
+                   " vs <span style='color:#d62728'>negatives</span>")
+        p.setLabel("bottom", "cosine similarity")
+        p.setLabel("left", "")
 
     def ensure(self, name: str) -> Series:
         if name not in self.series:
@@ -145,13 +163,38 @@ class LivePlots(QWidget):
             if isinstance(base, (int, float)):
                 self.baseline.setValue(base)
                 self.baseline.show()
+        matrix = record.get("similarity")
+        if isinstance(matrix, np.ndarray) and matrix.ndim == 2:
+            self.show_similarity_matrix(matrix)
         sims = record.get("similarities")
         if isinstance(sims, dict):
+            if self.sim_image.isVisible():
+                self._moco_view()
             self.hist_pos.setData(self.hist_edges, np.asarray(sims.get("positive", []), float))
             self.hist_neg.setData(self.hist_edges, np.asarray(sims.get("negative", []), float))
             self._ssl_rows(True)
         if "queue_fill" in record or "pos_sim" in record:
             self._ssl_rows(True)
+
+    def show_similarity_matrix(self, matrix: np.ndarray) -> None:
+        """CLIP's softmax over the batch's texts for each image: learning lights up the diagonal."""
+        p = self.plots["similarity"]
+        self.hist_pos.setData([], [])
+        self.hist_neg.setData([], [])
+        self.sim_image.setImage(np.asarray(matrix, np.float32), levels=(0.0, max(1e-6, float(matrix.max()))))
+        self.sim_image.show()
+        rows, cols = matrix.shape
+        self.sim_image.setRect(0, 0, cols, rows)  # one unit per text / image
+        p.disableAutoRange()
+        p.setRange(xRange=(0, cols), yRange=(0, rows), padding=0.02)
+        p.setTitle("CLIP: batch similarity, image i vs text j (the diagonal lights up as it learns)")
+        p.setLabel("bottom", "text j")
+        p.setLabel("left", "image i")
+        p.invertY(True)
+        p.setAspectLocked(True)
+        self._ssl_rows(True)
+        self.plots["ssl"].setVisible(False)
+        self.clip_matrix = matrix
 
     def load_history(self, name: str, history: dict) -> None:
         """Replace a series with a run's full history (what metrics.jsonl holds)."""

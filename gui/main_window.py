@@ -3,12 +3,42 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget
+from PySide6.QtWidgets import QFrame, QMainWindow, QMessageBox, QScrollArea, QTabWidget
 
 from engine.device import CHOICES
 from gui import panels
 from gui.jobs_dock import JobsDock
 from gui.status_bar import EngineStatusBar
+
+
+class PanelTabs(QTabWidget):
+    """One tab per panel, each inside a scroll area: the window can shrink below a panel's
+    minimum size (a 1366×768 laptop) and the panel scrolls instead of being clipped.
+    setCurrentWidget/currentWidget/indexOf speak in panels, not scroll areas."""
+
+    def add_panel(self, panel, title: str) -> None:
+        area = QScrollArea()
+        area.setWidgetResizable(True)
+        area.setFrameShape(QFrame.Shape.NoFrame)
+        area.setWidget(panel)
+        self.addTab(area, title)
+
+    def _area(self, widget):
+        for i in range(self.count()):
+            area = self.widget(i)
+            if area is widget or (isinstance(area, QScrollArea) and area.widget() is widget):
+                return area
+        return widget
+
+    def setCurrentWidget(self, widget) -> None:  # noqa: N802
+        super().setCurrentWidget(self._area(widget))
+
+    def currentWidget(self):  # noqa: N802
+        area = super().currentWidget()
+        return area.widget() if isinstance(area, QScrollArea) else area
+
+    def indexOf(self, widget) -> int:  # noqa: N802
+        return super().indexOf(self._area(widget))
 
 
 class MainWindow(QMainWindow):
@@ -22,13 +52,13 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Patchwork")
         self.resize(1200, 800)
 
-        self.tabs = QTabWidget()
+        self.tabs = PanelTabs()
         self.tabs.setDocumentMode(True)
         self.panels = {}
         for panel_id, title, target in panels.PANELS:
             widget = panels.load(target)(bridge, settings)
             self.panels[panel_id] = widget
-            self.tabs.addTab(widget, title)
+            self.tabs.add_panel(widget, title)
         self.setCentralWidget(self.tabs)
 
         self.jobs_dock = JobsDock(bridge, self)

@@ -59,6 +59,12 @@ class _Load(QRunnable):
         self.path, self.size, self.signals, self.cache = path, size, signals, cache
 
     def run(self) -> None:
+        try:
+            self._run()
+        except RuntimeError:  # the loader was deleted (panel closed, app quitting): nobody to tell
+            pass
+
+    def _run(self) -> None:
         cached = cache_path(self.cache, self.path, self.size) if self.cache else None
         if cached is not None and cached.exists():
             image = QImage(str(cached))

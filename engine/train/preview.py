@@ -12,9 +12,9 @@ import numpy as np
 
 from engine.errors import PatchworkError
 from engine.jobs import Progress
+from engine.train.data_prep import FASHION_MNIST_NAMES, decode_with_progress
 
 KINDS = ("fashion-mnist", "classes", "unlabelled", "captions")
-FASHION_MNIST_NAMES = ("fashion-mnist", "fashion_mnist", "fmnist")
 
 
 @dataclass(frozen=True)
@@ -97,20 +97,13 @@ def _recipe_class(recipe: str | None):
 
 
 def _folder_sample(dataset: str, kind: str, rng, count: int, size: int, grayscale: bool):
-    from engine.data.folders import FolderScan, decode_images, scan_captioned, scan_class_folders, scan_unlabelled
+    from engine.data.folders import FolderScan, scan_captioned, scan_class_folders, scan_unlabelled
 
     scan = {"classes": scan_class_folders, "unlabelled": scan_unlabelled, "captions": scan_captioned}[kind](dataset)
     n = len(scan.items)
     pick = np.sort(rng.choice(n, size=min(count, n), replace=False))
     sub = FolderScan(scan.kind, scan.root, [scan.items[i] for i in pick], scan.classes, [])
-    gen = decode_images(sub, size or 64, grayscale)
-    while True:
-        try:
-            done, total = next(gen)
-        except StopIteration as stop:
-            data = stop.value
-            break
-        yield Progress(done / total, f"decoding {done}/{total}", done, total)
+    data = yield from decode_with_progress(sub, size or 64, grayscale, label="decoding")
     images = list(data.images)
     if kind == "classes":
         texts = [scan.classes[int(y)] for y in data.labels]

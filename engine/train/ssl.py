@@ -11,7 +11,6 @@ learned features have to beat.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +19,11 @@ import numpy as np
 from engine.data import fashion_mnist
 from engine.data.augment import ViewSpec, two_views, view_spec_for
 from engine.data.loader import EpochOrder
-from engine.jobs import Progress
+from engine.train.data_prep import (FASHION_MNIST_NAMES, channel_stats, decode_with_progress, read_fashion_mnist,
+                                     slug, to_nchw)
 from engine.train.errors import TrainingError
 from engine.train.loop import Recipe, TrainConfig
 
-FASHION_MNIST_NAMES = ("fashion-mnist", "fashion_mnist", "fmnist")
 BACKBONES = ("resnet", "vit")
 HIST_BINS = 40  # bins of the positive/negative similarity histograms over [-1, 1]
 
@@ -77,9 +76,7 @@ class SSLRecipe(Recipe):
         cfg = self.config
         self.skipped: list = []
         if self.dataset.lower() in FASHION_MNIST_NAMES:
-            yield Progress(None, "reading Fashion-MNIST")
-            train = fashion_mnist.load_fashion_mnist("train", download=self.download)
-            test = fashion_mnist.load_fashion_mnist("test")
+            train, test = yield from read_fashion_mnist(self.download)
             self.train_x, self.train_y = train.images[:, None], train.labels  # (N, 1, 28, 28)
             self.test_x, self.test_y = test.images[:, None], test.labels
             self.classes = train.classes
@@ -100,7 +97,7 @@ class SSLRecipe(Recipe):
                                  skipped=[list(s) for s in self.skipped[:100]], skipped_count=len(self.skipped))
 
     def _prepare_folder(self, root: Path):
-        from engine.data.folders import decode_images, scan_class_folders, scan_unlabelled
+        from engine.data.folders import scan_class_folders, scan_unlabelled
         from engine.errors import PatchworkError
 
         cfg = self.config
@@ -116,19 +113,11 @@ class SSLRecipe(Recipe):
                     raise
         if scan is None:
             scan = scan_unlabelled(root)
-        gen = decode_images(scan, cfg.image_size or 32, cfg.grayscale)
-        while True:
-            try:
-                done, total = next(gen)
-            except StopIteration as stop:
-                data = stop.value
-                break
-            yield Progress(done / total, f"decoding images {done}/{total}", done, total)
-        images = data.images[:, None] if data.images.ndim == 3 else data.images.transpose(0, 3, 1, 2)  # (N, C, S, S)
+        data = yield from decode_with_progress(scan, cfg.image_size or 32, cfg.grayscale)
+        images = to_nchw(data.images)  # (N, C, S, S)
         self.skipped = data.skipped
         pixels = images.astype(np.float64) / 255.0
-        self.mean = tuple(round(float(m), 4) for m in pixels.mean(axis=(0, 2, 3)))
-        self.std = tuple(round(max(float(s), 1e-3), 4) for s in pixels.std(axis=(0, 2, 3)))
+        self.mean, self.std = channel_stats(pixels, axis=(0, 2, 3))
         self.classes = scan.classes
         self.dataset_info = {"name": root.name, "source": str(root.resolve()),
                              "kind": "class-folders" if scan.kind == "classes" else "unlabelled-folder"}
@@ -314,10 +303,6 @@ class SSLRecipe(Recipe):
             "preprocess": {"input_size": bc.img_size, "resize": bc.img_size, "mean": list(self.mean),
                            "std": list(self.std), "interpolation": "bilinear", "grayscale": bc.in_chans == 1},
         }
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "run"
 
 
 __all__ = ["SSLConfig", "SSLRecipe", "ViewSpec", "slug", "HIST_BINS"]

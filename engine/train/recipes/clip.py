@@ -19,7 +19,6 @@ image→text recall@1 on the held-out pairs instead.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +27,10 @@ import numpy as np
 from engine.data import captions as fm_captions
 from engine.data import fashion_mnist
 from engine.data.loader import EpochOrder, step_generator
-from engine.jobs import Progress
+from engine.train.data_prep import (FASHION_MNIST_NAMES, channel_stats, decode_with_progress, read_fashion_mnist,
+                                     slug, to_nchw)
 from engine.train.errors import TrainingError
 from engine.train.loop import Recipe, TrainConfig
-from engine.train.recipes.supervised import FASHION_MNIST_NAMES
 from engine.train.vit import PRESETS, vit_config
 
 
@@ -109,9 +108,7 @@ class CLIPRecipe(Recipe):
     def prepare(self):
         cfg = self.config
         if self.dataset.lower() in FASHION_MNIST_NAMES:
-            yield Progress(None, "reading Fashion-MNIST")
-            train = fashion_mnist.load_fashion_mnist("train", download=self.download)
-            test = fashion_mnist.load_fashion_mnist("test")
+            train, test = yield from read_fashion_mnist(self.download)
             self.classes = train.classes
             self.train_x, self.train_y = train.images, train.labels
             self.test_x, self.test_y = test.images, test.labels
@@ -131,11 +128,8 @@ class CLIPRecipe(Recipe):
             self.test_x, self.test_y = self.test_x[:cfg.test_limit], self.test_y[:cfg.test_limit]
             if self.test_caption is not None:
                 self.test_caption = self.test_caption[:cfg.test_limit]
-        if self.train_x.ndim == 3:  # (N, H, W) -> (N, 1, H, W)
-            self.train_x, self.test_x = self.train_x[:, None], self.test_x[:, None]
-        else:  # (N, H, W, 3) -> (N, 3, H, W)
-            self.train_x, self.test_x = self.train_x.transpose(0, 3, 1, 2), self.test_x.transpose(0, 3, 1, 2)
-        self.train_x, self.test_x = np.ascontiguousarray(self.train_x), np.ascontiguousarray(self.test_x)
+        self.train_x = np.ascontiguousarray(to_nchw(self.train_x))  # (N, C, H, W)
+        self.test_x = np.ascontiguousarray(to_nchw(self.test_x))
         self.order = EpochOrder(len(self.train_y), min(cfg.batch_size, len(self.train_y)), cfg.seed)
         self._epoch_captions: tuple[int, np.ndarray] | None = None
         self.dataset_info.update(train_size=int(len(self.train_y)), test_size=int(len(self.test_y)),
@@ -144,21 +138,14 @@ class CLIPRecipe(Recipe):
                                  mean=list(self.mean), std=list(self.std))
 
     def _prepare_folder(self, root: Path):
-        from engine.data.folders import decode_images, scan_captioned
+        from engine.data.folders import scan_captioned
 
         cfg = self.config
         if not root.exists():
             raise TrainingError(f"dataset {self.dataset!r} is neither fashion-mnist nor an existing folder or CSV "
                                 f"of image-caption pairs")
         scan = scan_captioned(root)
-        gen = decode_images(scan, cfg.image_size or 28, cfg.grayscale)
-        while True:
-            try:
-                done, total = next(gen)
-            except StopIteration as stop:
-                data = stop.value
-                break
-            yield Progress(done / total, f"decoding images {done}/{total}", done, total)
+        data = yield from decode_with_progress(scan, cfg.image_size or 28, cfg.grayscale)
         self.texts = sorted(set(data.captions))
         index = {t: i for i, t in enumerate(self.texts)}
         caption_ids = np.array([index[c] for c in data.captions], np.int64)
@@ -171,8 +158,7 @@ class CLIPRecipe(Recipe):
         self.train_x, self.train_y, self.train_caption = data.images[train], caption_ids[train], caption_ids[train]
         self.test_x, self.test_y, self.test_caption = data.images[test], caption_ids[test], caption_ids[test]
         pixels = self.train_x.reshape(len(self.train_x), -1, 1 if cfg.grayscale else 3) / 255.0
-        self.mean = tuple(round(float(m), 4) for m in pixels.mean(axis=(0, 1)))
-        self.std = tuple(round(max(float(s), 1e-3), 4) for s in pixels.std(axis=(0, 1)))
+        self.mean, self.std = channel_stats(pixels, axis=(0, 1))
         self.dataset_info = {"name": root.name, "source": str(root.resolve()), "kind": "image-caption pairs",
                              "skipped_count": len(data.skipped)}
 
@@ -342,7 +328,7 @@ class CLIPRecipe(Recipe):
         towers = ("locked MiniLM text tower" if lc.lock_text and lc.text_tower == "minilm"
                   else f"{'trainable ' if not lc.lock_text else 'locked '}{lc.text_tower} text tower")
         return {
-            "id": f"run-{re.sub(r'[^a-z0-9]+', '-', run_name.lower()).strip('-') or 'run'}",
+            "id": f"run-{slug(run_name)}",
             "name": f"{'LiT' if lc.lock_text else 'CLIP'} on {self.dataset_info['name']} ({run_name})",
             "family": "clip", "panels": ["search", "generate"],
             "description": (f"A tiny CLIP trained here: ViT-{self.config.model} image tower, {towers}, "

@@ -8,7 +8,6 @@ sends the four FAIR-demo views of one fixed held-out image every `preview_every`
 """
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -16,11 +15,11 @@ import numpy as np
 
 from engine.data import fashion_mnist
 from engine.data.loader import EpochOrder, step_generator
-from engine.jobs import Progress
+from engine.train.data_prep import (FASHION_MNIST_NAMES, channel_stats, decode_with_progress, read_fashion_mnist,
+                                     slug, to_nchw)
 from engine.train.errors import TrainingError
 from engine.train.loop import Recipe, TrainConfig
 
-FASHION_MNIST_NAMES = ("fashion-mnist", "fashion_mnist", "fmnist")
 PRESETS = ("tiny", "small")
 
 
@@ -93,9 +92,7 @@ class MAERecipe(Recipe):
     def prepare(self):
         cfg = self.config
         if self.dataset.lower() in FASHION_MNIST_NAMES:
-            yield Progress(None, "reading Fashion-MNIST")
-            train = fashion_mnist.load_fashion_mnist("train", download=self.download)
-            test = fashion_mnist.load_fashion_mnist("test")
+            train, test = yield from read_fashion_mnist(self.download)
             self.train_x, self.test_x = train.images[:, None], test.images[:, None]  # (N, 1, 28, 28)
             self.mean, self.std = (fashion_mnist.MEAN,), (fashion_mnist.STD,)
             self.dataset_info = {"name": "fashion-mnist", "source": train.source}
@@ -116,30 +113,22 @@ class MAERecipe(Recipe):
                                  skipped=[list(s) for s in skipped[:100]], skipped_count=len(skipped))
 
     def _prepare_folder(self, root: Path):
-        from engine.data.folders import decode_images, scan_unlabelled
+        from engine.data.folders import scan_unlabelled
 
         cfg = self.config
         if not root.is_dir():
             raise TrainingError(f"dataset {self.dataset!r} is neither a built-in dataset "
                                 f"({FASHION_MNIST_NAMES[0]}) nor an existing folder")
         scan = scan_unlabelled(root)
-        gen = decode_images(scan, cfg.image_size or 32, cfg.grayscale)
-        while True:
-            try:
-                done, total = next(gen)
-            except StopIteration as stop:
-                data = stop.value
-                break
-            yield Progress(done / total, f"decoding images {done}/{total}", done, total)
-        images = data.images[:, None] if data.images.ndim == 3 else data.images.transpose(0, 3, 1, 2)  # (N, C, S, S)
+        data = yield from decode_with_progress(scan, cfg.image_size or 32, cfg.grayscale)
+        images = to_nchw(data.images)  # (N, C, S, S)
         if len(images) < 2:
             raise TrainingError(f"{root}: MAE pretraining needs at least two images (one is held out)")
         order = np.random.default_rng([cfg.seed, 0xE7A1]).permutation(len(images))
         n_test = min(len(images) - 1, max(1, int(round(cfg.test_fraction * len(images)))))
         self.test_x, self.train_x = images[order[:n_test]], images[order[n_test:]]
         pixels = self.train_x.astype(np.float64) / 255.0  # (N, C, S, S)
-        self.mean = tuple(round(float(m), 4) for m in pixels.mean(axis=(0, 2, 3)))
-        self.std = tuple(round(max(float(s), 1e-3), 4) for s in pixels.std(axis=(0, 2, 3)))
+        self.mean, self.std = channel_stats(pixels, axis=(0, 2, 3))
         self.dataset_info = {"name": root.name, "source": str(root.resolve()), "kind": "unlabelled-folder"}
         return data.skipped
 
@@ -225,7 +214,7 @@ class MAERecipe(Recipe):
         mc = self.mae_config
         options = {k: (str(int(v)) if isinstance(v, bool) else str(v)) for k, v in asdict(mc).items()}
         return {
-            "id": f"run-{_slug(run_name)}",
+            "id": f"run-{slug(run_name)}",
             "name": f"MAE-{self.config.model} on {self.dataset_info['name']} ({run_name})",
             "family": "mae", "panels": ["mae"],
             "description": (f"A masked autoencoder ({mc.depth}-block {mc.embed_dim}-d encoder, {mc.decoder_depth}-block "
@@ -236,7 +225,3 @@ class MAERecipe(Recipe):
             "preprocess": {"input_size": mc.img_size, "resize": mc.img_size, "mean": list(self.mean),
                            "std": list(self.std), "interpolation": "bilinear", "grayscale": mc.in_chans == 1},
         }
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "run"

@@ -28,9 +28,9 @@ import numpy as np
 from engine.data import fashion_mnist
 from engine.data.loader import EpochOrder, step_generator
 from engine.jobs import Progress
+from engine.train.data_prep import FASHION_MNIST_NAMES, decode_with_progress, read_fashion_mnist, slug, to_nchw
 from engine.train.errors import TrainingError
 from engine.train.loop import Recipe, TrainConfig
-from engine.train.ssl import FASHION_MNIST_NAMES, slug
 
 
 @dataclass
@@ -104,9 +104,7 @@ class LinearProbeRecipe(Recipe):
         self.in_chans = 1 if pp.grayscale else 3
         self.input_size = int(pp.input_size)
         if self.dataset.lower() in FASHION_MNIST_NAMES:
-            yield Progress(None, "reading Fashion-MNIST")
-            train = fashion_mnist.load_fashion_mnist("train", download=self.download)
-            test = fashion_mnist.load_fashion_mnist("test")
+            train, test = yield from read_fashion_mnist(self.download)
             self.classes = train.classes
             self.train_x, self.train_y = train.images[:, None], train.labels  # (N, 1, 28, 28)
             self.test_x, self.test_y = test.images[:, None], test.labels
@@ -136,22 +134,15 @@ class LinearProbeRecipe(Recipe):
         yield from self.prepare_features()
 
     def _prepare_folder(self, root: Path):
-        from engine.data.folders import decode_images, scan_class_folders
+        from engine.data.folders import scan_class_folders
 
         cfg = self.config
         if not root.is_dir():
             raise TrainingError(f"dataset {self.dataset!r} is neither a built-in dataset "
                                 f"({FASHION_MNIST_NAMES[0]}) nor an existing folder")
         scan = scan_class_folders(root)
-        gen = decode_images(scan, cfg.image_size or self.input_size, self.in_chans == 1)
-        while True:
-            try:
-                done, total = next(gen)
-            except StopIteration as stop:
-                data = stop.value
-                break
-            yield Progress(done / total, f"decoding images {done}/{total}", done, total)
-        images = data.images[:, None] if data.images.ndim == 3 else data.images.transpose(0, 3, 1, 2)  # (N, C, S, S)
+        data = yield from decode_with_progress(scan, cfg.image_size or self.input_size, self.in_chans == 1)
+        images = to_nchw(data.images)  # (N, C, S, S)
         rng = np.random.default_rng([cfg.seed, 0xC1A55])
         test = np.zeros(len(images), bool)
         for c in range(len(scan.classes)):

@@ -5,7 +5,6 @@ and at each evaluation the held-out accuracy, per-class accuracy and confusion m
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,13 +12,11 @@ import numpy as np
 
 from engine.data import fashion_mnist
 from engine.data.loader import EpochOrder, step_generator
-from engine.jobs import Progress
+from engine.train.data_prep import (FASHION_MNIST_NAMES, channel_stats, decode_with_progress, read_fashion_mnist,
+                                     slug, to_nchw)
 from engine.train.errors import TrainingError
 from engine.train.loop import Recipe, TrainConfig
 from engine.train.vit import PRESETS, ViTConfig, vit_config
-
-FASHION_MNIST_NAMES = ("fashion-mnist", "fashion_mnist", "fmnist")
-
 
 @dataclass
 class SupervisedConfig(TrainConfig):
@@ -60,9 +57,7 @@ class SupervisedRecipe(Recipe):
     def prepare(self):
         cfg = self.config
         if self.dataset.lower() in FASHION_MNIST_NAMES:
-            yield Progress(None, "reading Fashion-MNIST")
-            train = fashion_mnist.load_fashion_mnist("train", download=self.download)
-            test = fashion_mnist.load_fashion_mnist("test")
+            train, test = yield from read_fashion_mnist(self.download)
             self.classes = train.classes
             self.train_x, self.train_y = train.images, train.labels
             self.test_x, self.test_y = test.images, test.labels
@@ -76,11 +71,8 @@ class SupervisedRecipe(Recipe):
             self.train_x, self.train_y = self.train_x[:cfg.train_limit], self.train_y[:cfg.train_limit]
         if cfg.test_limit:
             self.test_x, self.test_y = self.test_x[:cfg.test_limit], self.test_y[:cfg.test_limit]
-        if self.train_x.ndim == 3:  # (N, H, W) -> (N, 1, H, W)
-            self.train_x, self.test_x = self.train_x[:, None], self.test_x[:, None]
-        else:  # (N, H, W, 3) -> (N, 3, H, W)
-            self.train_x, self.test_x = self.train_x.transpose(0, 3, 1, 2), self.test_x.transpose(0, 3, 1, 2)
-        self.train_x, self.test_x = np.ascontiguousarray(self.train_x), np.ascontiguousarray(self.test_x)
+        self.train_x = np.ascontiguousarray(to_nchw(self.train_x))  # (N, C, H, W)
+        self.test_x = np.ascontiguousarray(to_nchw(self.test_x))
         self.order = EpochOrder(len(self.train_y), cfg.batch_size, cfg.seed)
         self.dataset_info.update(train_size=int(len(self.train_y)), test_size=int(len(self.test_y)),
                                  classes=list(self.classes), image_size=int(self.train_x.shape[-1]),
@@ -88,22 +80,14 @@ class SupervisedRecipe(Recipe):
                                  skipped=[list(s) for s in self.skipped[:100]], skipped_count=len(self.skipped))
 
     def _prepare_folder(self, root: Path):
-        from engine.data.folders import decode_images, scan_class_folders
+        from engine.data.folders import scan_class_folders
 
         cfg = self.config
         if not root.exists():
             raise TrainingError(f"dataset {self.dataset!r} is neither a built-in dataset "
                                 f"({', '.join(FASHION_MNIST_NAMES[:1])}) nor an existing folder")
         scan = scan_class_folders(root)
-        size = cfg.image_size or 32
-        gen = decode_images(scan, size, cfg.grayscale)
-        while True:
-            try:
-                done, total = next(gen)
-            except StopIteration as stop:
-                data = stop.value
-                break
-            yield Progress(done / total, f"decoding images {done}/{total}", done, total)
+        data = yield from decode_with_progress(scan, cfg.image_size or 32, cfg.grayscale)
         # A held-out share of every class, fixed by the seed (at least one image per class
         # when a class has two or more).
         rng = np.random.default_rng([cfg.seed, 0xC1A55])
@@ -127,8 +111,7 @@ class SupervisedRecipe(Recipe):
         self.train_x, self.train_y = data.images[train_mask], data.labels[train_mask]
         self.test_x, self.test_y = data.images[test_mask], data.labels[test_mask]
         pixels = self.train_x.reshape(len(self.train_x), -1, 1 if cfg.grayscale else 3) / 255.0
-        self.mean = tuple(round(float(m), 4) for m in pixels.mean(axis=(0, 1)))
-        self.std = tuple(round(max(float(s), 1e-3), 4) for s in pixels.std(axis=(0, 1)))
+        self.mean, self.std = channel_stats(pixels, axis=(0, 1))
         self.labels_name = None  # written into the run folder by catalogue()
         self.skipped = data.skipped
         self.dataset_info = {"name": root.name, "source": str(root.resolve()), "kind": "class-folders"}
@@ -248,7 +231,7 @@ class SupervisedRecipe(Recipe):
         vc = self.vit_config
         grayscale = vc.in_chans == 1
         return {
-            "id": f"run-{_slug(run_name)}",
+            "id": f"run-{slug(run_name)}",
             "name": f"ViT-{self.config.model} on {self.dataset_info['name']} ({run_name})",
             "family": "classifier", "panels": ["classify", "attention"],
             "description": (f"A {vc.depth}-block ViT ({vc.embed_dim}-d, {vc.num_heads} heads, "
@@ -257,7 +240,3 @@ class SupervisedRecipe(Recipe):
             "preprocess": {"input_size": vc.img_size, "resize": vc.img_size, "mean": list(self.mean),
                            "std": list(self.std), "interpolation": "bilinear", "grayscale": grayscale},
         }
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "run"

@@ -27,6 +27,7 @@ import numpy as np
 from engine.data import captions as fm_captions
 from engine.data import fashion_mnist
 from engine.data.loader import EpochOrder, step_generator
+from engine.train.classify_eval import classification_metrics
 from engine.train.data_prep import (FASHION_MNIST_NAMES, channel_stats, decode_with_progress, read_fashion_mnist,
                                      slug, to_nchw)
 from engine.train.errors import TrainingError
@@ -290,14 +291,10 @@ class CLIPRecipe(Recipe):
             np.add.at(confusion, (y, pred), 1)
             single_correct += int((pred_single == y).sum())
             yield None
-        per_class = confusion.diagonal() / np.maximum(1, confusion.sum(1))
         n = max(1, len(self.test_y))
-        return {"accuracy": float(confusion.trace() / n), "zero_shot_accuracy": float(confusion.trace() / n),
-                "zero_shot_single_prompt_accuracy": single_correct / n,
-                "temperature": float(1.0 / self.model.logit_scale.detach().exp()),
-                "per_class_accuracy": per_class,
-                "per_class": {name: round(float(a), 4) for name, a in zip(self.classes, per_class)},
-                "confusion_matrix": confusion}
+        return classification_metrics(confusion, self.classes, zero_shot_accuracy=float(confusion.trace() / n),
+                                      zero_shot_single_prompt_accuracy=single_correct / n,
+                                      temperature=float(1.0 / self.model.logit_scale.detach().exp()))
 
     def _evaluate_retrieval(self):
         """Image -> caption recall@1 among the held-out captions."""

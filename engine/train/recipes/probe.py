@@ -28,6 +28,7 @@ import numpy as np
 from engine.data import fashion_mnist
 from engine.data.loader import EpochOrder, step_generator
 from engine.jobs import Progress
+from engine.train.classify_eval import classification_metrics, classify_in_chunks
 from engine.train.data_prep import FASHION_MNIST_NAMES, decode_with_progress, read_fashion_mnist, slug, to_nchw
 from engine.train.errors import TrainingError
 from engine.train.loop import Recipe, TrainConfig
@@ -244,25 +245,10 @@ class LinearProbeRecipe(Recipe):
         return loss, {"acc": float((logits.argmax(-1) == y).float().mean())}
 
     def evaluate(self):
-        import torch
-        import torch.nn.functional as F
-
-        n_cls = len(self.classes)
-        confusion = np.zeros((n_cls, n_cls), dtype=np.int64)
-        loss_sum, n = 0.0, len(self._test_y)
-        bs = self.config.eval_batch_size
-        for start in range(0, n, bs):
-            with torch.inference_mode(), self.autocast():
-                logits = self.logits(self._test_inputs[start:start + bs]).float()
-                y = self._test_y[start:start + bs]
-                loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            np.add.at(confusion, (y.cpu().numpy(), logits.argmax(-1).cpu().numpy()), 1)
-            yield None
-        per_class = confusion.diagonal() / np.maximum(1, confusion.sum(1))
-        return {"accuracy": float(confusion.trace() / max(1, n)), "loss": loss_sum / max(1, n),
-                "per_class_accuracy": per_class,
-                "per_class": {c: round(float(a), 4) for c, a in zip(self.classes, per_class)},
-                "confusion_matrix": confusion}
+        confusion, loss_sum = yield from classify_in_chunks(
+            self.logits, self._test_inputs, self._test_y, len(self.classes), self.config.eval_batch_size,
+            self.autocast)
+        return classification_metrics(confusion, self.classes, loss=loss_sum / max(1, len(self._test_y)))
 
     # ---------------------------------------------------------------- description
     def describe(self) -> dict:

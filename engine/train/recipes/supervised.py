@@ -12,6 +12,7 @@ import numpy as np
 
 from engine.data import fashion_mnist
 from engine.data.loader import EpochOrder, step_generator
+from engine.train.classify_eval import classification_metrics, classify_in_chunks
 from engine.train.data_prep import (FASHION_MNIST_NAMES, channel_stats, decode_with_progress, read_fashion_mnist,
                                      slug, to_nchw)
 from engine.train.errors import TrainingError
@@ -193,26 +194,10 @@ class SupervisedRecipe(Recipe):
 
     def evaluate(self):
         """Generator over the held-out set in chunks; returns accuracy, per-class, confusion."""
-        import torch
-        import torch.nn.functional as F
-
-        n_cls = len(self.classes)
-        confusion = np.zeros((n_cls, n_cls), dtype=np.int64)
-        loss_sum, n = 0.0, len(self._test_y)
-        for start in range(0, n, self.config.eval_batch_size):
-            with torch.inference_mode(), self.autocast():
-                x = self.normalise(self._test_x[start:start + self.config.eval_batch_size])
-                y = self._test_y[start:start + self.config.eval_batch_size]
-                logits = self.model(x).float()
-                loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-                pred = logits.argmax(-1)
-            np.add.at(confusion, (y.cpu().numpy(), pred.cpu().numpy()), 1)
-            yield None
-        per_class = confusion.diagonal() / np.maximum(1, confusion.sum(1))
-        return {"accuracy": float(confusion.trace() / max(1, n)), "loss": loss_sum / max(1, n),
-                "per_class_accuracy": per_class,
-                "per_class": {name: round(float(a), 4) for name, a in zip(self.classes, per_class)},
-                "confusion_matrix": confusion}
+        confusion, loss_sum = yield from classify_in_chunks(
+            lambda x: self.model(self.normalise(x)), self._test_x, self._test_y, len(self.classes),
+            self.config.eval_batch_size, self.autocast)
+        return classification_metrics(confusion, self.classes, loss=loss_sum / max(1, len(self._test_y)))
 
     # ---------------------------------------------------------------- description
     def describe(self) -> dict:

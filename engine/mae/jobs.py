@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 from engine import catalogue
+from engine.data.samples import fashion_mnist_samples
 from engine.errors import ModelError
 from engine.jobs import Progress
 from engine.mae.masks import MODES, MaskError
@@ -71,32 +72,6 @@ def mae_job(ctx, path: str, model_id: str = DEFAULT_MAE, mask_ratio: float = 0.7
     return MAEResult(path=str(path), model_id=model_id, mode=mode, seed=int(seed),
                      requested_ratio=float(mask_ratio), views=views,
                      seconds=time.perf_counter() - t0 - load_seconds, load_seconds=load_seconds)
-
-
-def fashion_mnist_samples(count: int = SAMPLE_COUNT) -> list[tuple[str, str]]:
-    """The first test image of each class as a 28 × 28 PNG in the cache: [(path, caption)].
-
-    Real Fashion-MNIST pixels, so the built-in tiny MAE sees exactly what it was tested on.
-    Empty when Fashion-MNIST is not on this machine.
-    """
-    from PIL import Image
-
-    from engine.data import fashion_mnist
-    from engine.paths import cache_dir
-
-    if not fashion_mnist.is_available():
-        return []
-    test = fashion_mnist.load_fashion_mnist("test")
-    folder = cache_dir() / "samples" / "fashion-mnist"
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for label, name in enumerate(test.classes[:count]):
-        index = int((test.labels == label).argmax())
-        path = folder / f"test-{index:05d}.png"
-        if not path.is_file():
-            Image.fromarray(test.images[index]).save(path)
-        out.append((str(path), name.split("/")[0].lower()))
-    return out
 
 
 def mae_samples_job(ctx, count: int = SAMPLE_COUNT):

@@ -183,9 +183,10 @@ def generate_job(ctx, prompt: str = "", negative_prompt: str = "", seed: int = 0
                  guidance: float = 3.0, n: int = 4, model: str = DEFAULT_GENERATOR, prior: str = "diffusion",
                  prior_steps: int = 32, prior_guidance: float = 1.0, image: str | None = None,
                  preview_every: int = 5, save: bool = True, explain: bool = True, out_dir: str | None = None,
-                 neighbour_pool: int = NEIGHBOUR_POOL):
+                 neighbour_pool: int = NEIGHBOUR_POOL, size: int | None = None):
     """Text -> images through the prior and the decoder; or, with `image`, variations of it
-    (its CLIP image embedding decoded from new noise). Returns a GenerateResult."""
+    (its CLIP image embedding decoded from new noise). Returns a GenerateResult. `size`
+    (pixels, square) applies to Kandinsky only; it defaults to the pipeline's image_size."""
     from engine.generate.unclip import spec
 
     s = spec(model)
@@ -199,7 +200,8 @@ def generate_job(ctx, prompt: str = "", negative_prompt: str = "", seed: int = 0
         return (yield from kandinsky_job(ctx, s, prompt=prompt, negative_prompt=negative_prompt, seed=seed,
                                          steps=steps, guidance=guidance, n=n, prior_steps=prior_steps,
                                          prior_guidance=prior_guidance, image=image, preview_every=preview_every,
-                                         save=save, out_dir=out_dir))
+                                         save=save, out_dir=out_dir, height=int(size or s.image_size),
+                                         width=int(size or s.image_size)))
     return (yield from _tiny_generate(ctx, s, prompt, negative_prompt, int(seed), int(steps), float(guidance),
                                       int(n), prior, int(prior_steps), float(prior_guidance), image,
                                       int(preview_every), save, explain, out_dir, neighbour_pool))

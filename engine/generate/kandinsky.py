@@ -56,13 +56,20 @@ def kandinsky_job(ctx, s, *, prompt: str, negative_prompt: str, seed: int, steps
 
     from engine.catalogue.load import load_model
     from engine.generate.gallery import save_png
-    from engine.generate.jobs import GeneratedImage, GeneratePreview, GenerateResult, _now
+    from engine.generate.jobs import GenerateError, GeneratedImage, GeneratePreview, GenerateResult, _now
 
     t0 = time.perf_counter()
     yield Progress(None, "loading Kandinsky 2.2 (prior and decoder)")
     prior = load_model(ctx, s.priors["diffusion"]).pipeline
     decoder = load_model(ctx, s.decoder).pipeline
-    generator = torch.Generator(device="cpu").manual_seed(int(seed))
+    # the published scheduler (steps_offset 1, "leading") indexes past its table at 1000 steps
+    cfg = decoder.scheduler.config
+    max_steps = cfg.num_train_timesteps - int(getattr(cfg, "steps_offset", 0) or 0)
+    if steps > max_steps:
+        raise GenerateError(f"{s.name} takes at most {max_steps} decoder steps (got {steps})")
+    # image i draws from its own generator seeded seed + i (as the tiny pipeline does), so
+    # its PNG's seed with n = 1 gives it again; the prior and then the decoder draw from them
+    generator = [torch.Generator(device="cpu").manual_seed(int(seed) + i) for i in range(n)]
     yield Progress(None, "prior: text -> image embedding")
     if image:
         from PIL import Image
@@ -138,7 +145,7 @@ def kandinsky_job(ctx, s, *, prompt: str, negative_prompt: str, seed: int, steps
               "kind": "variation" if image else "text", "batch_seed": seed, "created": _now()}
     out_images = []
     for i, px in enumerate(images):
-        params = {**common, "seed": seed, "index": i}
+        params = {**common, "seed": seed + i, "index": i}
         path = str(save_png(px, params, out_dir)) if save else None
-        out_images.append(GeneratedImage(px, seed, params, path))
+        out_images.append(GeneratedImage(px, seed + i, params, path))
     return GenerateResult(tuple(out_images), (), s.id, {**common, "seed": seed, "n": n}, time.perf_counter() - t0)

@@ -360,4 +360,5 @@ def build_kandinsky(entry, path):
         pipeline = pipeline_class.from_pretrained(str(path), local_files_only=True, use_safetensors=True)
     except (OSError, ValueError) as exc:
         raise ModelError(f"{entry.name}: cannot load the snapshot in {path}: {exc}") from None
+    pipeline.set_progress_bar_config(disable=True)  # the job reports progress; no tqdm on stderr
     return PipelineModule(pipeline).eval()

@@ -118,3 +118,13 @@ class ModelPicker(QWidget):
         self._download_job = self.bridge.submit(
             "download_model", {"model_id": model_id}, name=f"Download {row.entry.name}", background=True,
             on_progress=progress, on_result=finished, on_error=failed, on_cancelled=finished)
+
+
+def open_and_model_row(open_button: QWidget, picker: ModelPicker) -> QHBoxLayout:
+    """The image panels' top row: the Open button, then "Model:" and the picker taking the rest."""
+    row = QHBoxLayout()
+    row.addWidget(open_button)
+    row.addSpacing(12)
+    row.addWidget(QLabel("Model:"))
+    row.addWidget(picker, 1)
+    return row

@@ -26,7 +26,8 @@ from gui.dropping import dropped_paths
 from gui.panels.attention.heads_grid import HeadsGrid
 from gui.panels.attention.overlay_view import ColourBar, OverlayView
 from gui.samples import sample_photos
-from gui.widgets.model_picker import ModelPicker
+from gui.widgets.error_label import ErrorLabel
+from gui.widgets.model_picker import ModelPicker, open_and_model_row
 from gui.widgets.sample_strip import SampleStrip
 from gui.widgets.topk_bars import TopKBars
 
@@ -63,11 +64,7 @@ class AttentionPanel(QWidget):
         self.open_button.clicked.connect(self._choose_file)
         self.model_picker = ModelPicker(bridge, "attention", settings, default=DEFAULT_MODEL)
         self.model_picker.model_changed.connect(self._model_changed)
-        top = QHBoxLayout()
-        top.addWidget(self.open_button)
-        top.addSpacing(12)
-        top.addWidget(QLabel("Model:"))
-        top.addWidget(self.model_picker, 1)
+        top = open_and_model_row(self.open_button, self.model_picker)
 
         # ---------------------------------------------------------------- the picture
         self.view = OverlayView("Drop an image here\nor pick a sample below\n\n"
@@ -181,12 +178,7 @@ class AttentionPanel(QWidget):
         self.bars = TopKBars()
         self.note_label = QLabel("")
         self.note_label.setWordWrap(True)
-        self.error_label = QLabel("")
-        self.error_label.setWordWrap(True)
-        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error_label.setStyleSheet(
-            "background: #fdecea; color: #8a1c13; border: 1px solid #f5c2bd; border-radius: 4px; padding: 8px;")
-        self.error_label.hide()
+        self.error_label = ErrorLabel(padding=8)
 
         side = QWidget()
         sl = QVBoxLayout(side)

@@ -7,15 +7,16 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPushButton, QSplitter,
+from PySide6.QtWidgets import (QFileDialog, QLabel, QPushButton, QSplitter,
                                QVBoxLayout, QWidget)
 
 from engine import catalogue
 from gui.dropping import dropped_paths
 from gui.qimage import array_to_pixmap
 from gui.samples import sample_photos
+from gui.widgets.error_label import ErrorLabel
 from gui.widgets.image_view import ImageView
-from gui.widgets.model_picker import ModelPicker
+from gui.widgets.model_picker import ModelPicker, open_and_model_row
 from gui.widgets.sample_strip import SampleStrip
 from gui.widgets.topk_bars import TopKBars
 
@@ -38,11 +39,7 @@ class ClassifyPanel(QWidget):
         self.model_picker = ModelPicker(bridge, "classify", settings, default=catalogue.DEFAULT_CLASSIFIER)
         self.model_picker.model_changed.connect(self._model_changed)
 
-        top = QHBoxLayout()
-        top.addWidget(self.open_button)
-        top.addSpacing(12)
-        top.addWidget(QLabel("Model:"))
-        top.addWidget(self.model_picker, 1)
+        top = open_and_model_row(self.open_button, self.model_picker)
 
         self.image_view = ImageView("Drop an image here\nor click “Open image…”\n\n"
                                     "JPEG · PNG · WebP · BMP · TIFF · GIF · HEIC")
@@ -55,12 +52,7 @@ class ClassifyPanel(QWidget):
         self.details.setWordWrap(True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.details.setStyleSheet("color: palette(mid);")
-        self.error_label = QLabel("")
-        self.error_label.setWordWrap(True)
-        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error_label.setStyleSheet(
-            "background: #fdecea; color: #8a1c13; border: 1px solid #f5c2bd; border-radius: 4px; padding: 8px;")
-        self.error_label.hide()
+        self.error_label = ErrorLabel(padding=8)
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.addWidget(self.heading)

@@ -23,11 +23,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 
 from gui.dropping import dropped_paths
 from gui.panels.generate.widgets import ClassBars, GalleryList, ImageGrid
+from gui.widgets.error_label import ErrorLabel
 from gui.widgets.image_view import ImageView
 
 CLASS_PROMPTS = ("t-shirt", "pair of trousers", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
                  "ankle boot")
-ERROR_STYLE = "background: #fdecea; color: #8a1c13; border: 1px solid #f5c2bd; border-radius: 4px; padding: 6px;"
 
 
 def prompt_for(name: str) -> str:
@@ -139,11 +139,7 @@ class GeneratePanel(QWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setStyleSheet("color: palette(mid);")
-        self.error_label = QLabel("")
-        self.error_label.setWordWrap(True)
-        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error_label.setStyleSheet(ERROR_STYLE)
-        self.error_label.hide()
+        self.error_label = ErrorLabel()
 
         left = QWidget()
         ll = QVBoxLayout(left)

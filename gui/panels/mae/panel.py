@@ -20,7 +20,8 @@ from gui.panels.mae.pretrain import PretrainBox
 from gui.panels.mae.token_strip import TokenStrip
 from gui.qimage import array_to_pixmap
 from gui.samples import sample_photos
-from gui.widgets.model_picker import ModelPicker
+from gui.widgets.error_label import ErrorLabel
+from gui.widgets.model_picker import ModelPicker, open_and_model_row
 from gui.widgets.sample_strip import SampleStrip
 
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif *.heic *.heif);;All files (*)"
@@ -28,7 +29,6 @@ VIEWS = (("original", "original"), ("masked", "masked"), ("reconstruction", "rec
          ("pasted", "reconstruction + visible"), ("error", "error per patch"))
 MODES = (("random", "Random"), ("grid", "Grid"), ("block", "Blocks"), ("painted", "Paint your own"))
 DEBOUNCE_MS = 120
-ERROR_STYLE = "background: #fdecea; color: #8a1c13; border: 1px solid #f5c2bd; border-radius: 4px; padding: 6px;"
 NOTE_STYLE = "background: #fff8e1; color: #6d4c00; border: 1px solid #f2d98b; border-radius: 4px; padding: 6px;"
 
 
@@ -51,11 +51,7 @@ class MAEPanel(QWidget):
         self.open_button.clicked.connect(self._choose_file)
         self.model_picker = ModelPicker(bridge, "mae", settings, default=DEFAULT_MAE)
         self.model_picker.model_changed.connect(self._model_changed)
-        top = QHBoxLayout()
-        top.addWidget(self.open_button)
-        top.addSpacing(12)
-        top.addWidget(QLabel("Model:"))
-        top.addWidget(self.model_picker, 1)
+        top = open_and_model_row(self.open_button, self.model_picker)
 
         # ---- controls: ratio, seed, mode
         self.ratio_slider = QSlider(Qt.Orientation.Horizontal)
@@ -110,11 +106,7 @@ class MAEPanel(QWidget):
         self.note.setWordWrap(True)
         self.note.setStyleSheet(NOTE_STYLE)
         self.note.hide()
-        self.error_label = QLabel("")
-        self.error_label.setWordWrap(True)
-        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error_label.setStyleSheet(ERROR_STYLE)
-        self.error_label.hide()
+        self.error_label = ErrorLabel()
         self.strip = TokenStrip()
         self.strip.hovered.connect(self._hover)
 

@@ -18,11 +18,11 @@ from engine.search.embedders import DEFAULT_SEARCH_MODEL
 from gui.dropping import dropped_paths
 from gui.panels.search import file_actions
 from gui.panels.search.results_model import THUMB, PathRole, ResultsModel
+from gui.widgets.error_label import ErrorLabel
 from gui.widgets.model_picker import ModelPicker
 
 MAX_RESULTS = 100_000
 MAX_WATCHED = 2000  # inotify watches are a shared, limited resource
-ERROR_STYLE = "background: #fdecea; color: #8a1c13; border: 1px solid #f5c2bd; border-radius: 4px; padding: 6px;"
 NOTE_STYLE = "background: #eef4fb; color: #1a3d66; border: 1px solid #c9dcf2; border-radius: 4px; padding: 6px;"
 
 
@@ -104,11 +104,7 @@ class SearchPanel(QWidget):
         row3.addWidget(self.model_picker)
         for label in (self.folder_label, self.result_label, self.index_status):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # long text never widens the window
-        self.error_label = QLabel("")
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet(ERROR_STYLE)
-        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error_label.hide()
+        self.error_label = ErrorLabel()
 
         # -- results grid (virtualised: the view asks only for what it paints) and skipped files
         self.results = ResultsModel(self)

@@ -25,6 +25,7 @@ from gui.panels.train.preview import PreviewStrip
 from gui.panels.train.results import ResultsView
 from gui.panels.train.runs_table import RunsTable
 from gui.panels.train.settings_form import SettingsForm
+from gui.widgets.error_label import ErrorLabel
 
 DATASET_KINDS = (("fashion-mnist", "Fashion-MNIST (70,000 clothes, built in)"),
                  ("classes", "Folder of class folders"),
@@ -119,12 +120,7 @@ class TrainPanel(QWidget):
         self.status = QLabel("Ready.")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error = QLabel("")
-        self.error.setWordWrap(True)
-        self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error.setStyleSheet("background: #fdecea; color: #8a1c13; border: 1px solid #f5c2bd; "
-                                 "border-radius: 4px; padding: 6px;")
-        self.error.hide()
+        self.error = ErrorLabel()
         run_box = QGroupBox("Run")
         rbl = QVBoxLayout(run_box)
         rbl.addWidget(self.run_edit)

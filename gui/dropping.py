@@ -8,3 +8,21 @@ def dropped_paths(mime: QMimeData) -> list[str]:
     if not mime.hasUrls():
         return []
     return [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
+
+
+class FileDrops:
+    """Mixin (put it before the Qt base class): accepts drags that carry local files and hands the
+    first path to `file_drop`, so every view and panel follows the same drop rule."""
+
+    def file_drop(self, path: str) -> None:
+        raise NotImplementedError
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if dropped_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = dropped_paths(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.file_drop(paths[0])

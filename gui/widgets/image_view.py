@@ -5,10 +5,10 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from gui.dropping import dropped_paths
+from gui.dropping import FileDrops
 
 
-class ImageView(QWidget):
+class ImageView(FileDrops, QWidget):
     file_dropped = Signal(str)
 
     def __init__(self, placeholder: str = "Drop an image here", parent: QWidget | None = None):
@@ -52,12 +52,5 @@ class ImageView(QWidget):
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         p.drawPixmap(self.image_rect(), self._pixmap, QRectF(self._pixmap.rect()))
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if dropped_paths(event.mimeData()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:  # noqa: N802
-        paths = dropped_paths(event.mimeData())
-        if paths:
-            event.acceptProposedAction()
-            self.file_dropped.emit(paths[0])
+    def file_drop(self, path: str) -> None:
+        self.file_dropped.emit(path)

@@ -12,7 +12,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPalette, QPen, QPixm
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from engine.attention.overlay import lut, to_uint8
-from gui.dropping import dropped_paths
+from gui.dropping import FileDrops
 from gui.qimage import array_to_qimage
 
 
@@ -25,7 +25,7 @@ def heat_image(values: np.ndarray, cmap: str) -> QImage:
     return img
 
 
-class OverlayView(QWidget):
+class OverlayView(FileDrops, QWidget):
     file_dropped = Signal(str)
     hovered = Signal(int)  # patch index under the mouse, -1 when none
     patch_clicked = Signal(int)  # row-major patch index
@@ -198,15 +198,8 @@ class OverlayView(QWidget):
         if index is not None:
             self.patch_clicked.emit(index)
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if dropped_paths(event.mimeData()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:  # noqa: N802
-        paths = dropped_paths(event.mimeData())
-        if paths:
-            event.acceptProposedAction()
-            self.file_dropped.emit(paths[0])
+    def file_drop(self, path: str) -> None:
+        self.file_dropped.emit(path)
 
 
 class ColourBar(QWidget):

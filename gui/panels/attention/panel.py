@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 from engine import catalogue
 from engine.attention import METHODS
 from engine.attention.overlay import COLORMAPS
-from gui.dropping import dropped_paths
+from gui.dropping import FileDrops
 from gui.panels.attention.heads_grid import HeadsGrid
 from gui.panels.attention.overlay_view import ColourBar, OverlayView
 from gui.samples import sample_photos
@@ -43,7 +43,7 @@ def _section(text: str) -> QLabel:
     return label
 
 
-class AttentionPanel(QWidget):
+class AttentionPanel(FileDrops, QWidget):
     panel_id = "attention"
 
     def __init__(self, bridge, settings, parent: QWidget | None = None):
@@ -570,12 +570,5 @@ class AttentionPanel(QWidget):
             self.settings.setValue("attention/last_dir", os.path.dirname(path))
             self.show_path(path)
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if dropped_paths(event.mimeData()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:  # noqa: N802
-        paths = dropped_paths(event.mimeData())
-        if paths:
-            event.acceptProposedAction()
-            self.show_path(paths[0])
+    def file_drop(self, path: str) -> None:
+        self.show_path(path)

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QPushButton, QSplitter,
                                QVBoxLayout, QWidget)
 
 from engine import catalogue
-from gui.dropping import dropped_paths
+from gui.dropping import FileDrops
 from gui.qimage import array_to_pixmap
 from gui.samples import sample_photos
 from gui.widgets.error_label import ErrorLabel
@@ -23,7 +23,7 @@ from gui.widgets.topk_bars import TopKBars
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif *.heic *.heif);;All files (*)"
 
 
-class ClassifyPanel(QWidget):
+class ClassifyPanel(FileDrops, QWidget):
     panel_id = "classify"
 
     def __init__(self, bridge, settings, parent: QWidget | None = None):
@@ -130,12 +130,5 @@ class ClassifyPanel(QWidget):
         return [r[0] for r in self.bars.rows()]
 
     # ------------------------------------------------------------------ drops anywhere on the panel
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if dropped_paths(event.mimeData()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:  # noqa: N802
-        paths = dropped_paths(event.mimeData())
-        if paths:
-            event.acceptProposedAction()
-            self.classify_path(paths[0])
+    def file_drop(self, path: str) -> None:
+        self.classify_path(path)

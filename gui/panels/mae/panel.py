@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPus
                                QSizePolicy, QSlider, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from engine.mae.jobs import DEFAULT_MAE, sample_index
-from gui.dropping import dropped_paths
+from gui.dropping import FileDrops
 from gui.panels.mae.patch_view import PatchView
 from gui.panels.mae.pretrain import PretrainBox
 from gui.panels.mae.token_strip import TokenStrip
@@ -32,7 +32,7 @@ DEBOUNCE_MS = 120
 NOTE_STYLE = "background: #fff8e1; color: #6d4c00; border: 1px solid #f2d98b; border-radius: 4px; padding: 6px;"
 
 
-class MAEPanel(QWidget):
+class MAEPanel(FileDrops, QWidget):
     panel_id = "mae"
 
     def __init__(self, bridge, settings, parent: QWidget | None = None):
@@ -333,12 +333,5 @@ class MAEPanel(QWidget):
         self.strip.set_highlight(index)
 
     # ------------------------------------------------------------------ drops anywhere on the panel
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if dropped_paths(event.mimeData()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:  # noqa: N802
-        paths = dropped_paths(event.mimeData())
-        if paths:
-            event.acceptProposedAction()
-            self.set_image(paths[0])
+    def file_drop(self, path: str) -> None:
+        self.set_image(path)

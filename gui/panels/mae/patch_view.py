@@ -6,10 +6,10 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from gui.dropping import dropped_paths
+from gui.dropping import FileDrops
 
 
-class PatchView(QWidget):
+class PatchView(FileDrops, QWidget):
     """Draws a pixmap letterboxed and square-pixelled (small images are enlarged without blur)."""
 
     file_dropped = Signal(str)
@@ -159,12 +159,5 @@ class PatchView(QWidget):
         self.painted.emit(list(self.visible_mask))
 
     # ------------------------------------------------------------------ drops
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if dropped_paths(event.mimeData()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:  # noqa: N802
-        paths = dropped_paths(event.mimeData())
-        if paths:
-            event.acceptProposedAction()
-            self.file_dropped.emit(paths[0])
+    def file_drop(self, path: str) -> None:
+        self.file_dropped.emit(path)

@@ -1,5 +1,5 @@
 """Headless generation: `python main.py generate "PROMPT" [--seed S] [--steps N] [--guidance G]
-[--n K] [--model ID] [--prior diffusion|regression] [--negative TEXT] --out DIR [--json]`.
+[--n K] [--model ID] [--prior diffusion|regression] [--negative TEXT] [--size PX] --out DIR [--json]`.
 
 Runs the same "generate" job as the Generate panel, through the engine thread, and writes
 the PNGs (parameters in their text chunks) into --out. With --json, one JSON line per
@@ -29,6 +29,8 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
                    help="which prior of the tiny unCLIP (default diffusion)")
     g.add_argument("--prior-steps", type=int, default=32, help="DDIM steps of the diffusion prior (default 32)")
     g.add_argument("--negative", default="", metavar="TEXT", help="negative prompt: guide away from it")
+    g.add_argument("--size", type=int, default=None, metavar="PX",
+                   help="square image size in pixels, Kandinsky only (default: the model's, 512)")
     g.add_argument("--image", default=None, metavar="PATH", help="make variations of this image instead")
     g.add_argument("--out", required=True, metavar="DIR", help="folder for the PNGs")
     g.add_argument("--json", action="store_true", help="one JSON line per image, then a summary")
@@ -47,7 +49,8 @@ def run(args) -> int:
         handle = engine.submit("generate", {
             "prompt": args.prompt, "negative_prompt": args.negative, "seed": args.seed, "steps": args.steps,
             "guidance": args.guidance, "n": args.n, "model": args.model, "prior": args.prior,
-            "prior_steps": args.prior_steps, "image": args.image, "out_dir": args.out, "preview_every": 0,
+            "prior_steps": args.prior_steps, "image": args.image, "size": args.size, "out_dir": args.out,
+            "preview_every": 0,
             "explain": False}, name="generate")
         try:
             while not handle.wait(0.25):

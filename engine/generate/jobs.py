@@ -98,6 +98,16 @@ def _check(steps: int, guidance: float, n: int) -> None:
         raise GenerateError(f"the number of images must be between 1 and {MAX_IMAGES} (got {n})")
 
 
+MIN_SIZE, MAX_SIZE = 32, 1024
+
+
+def _check_size(size: int | None) -> None:
+    """Kandinsky's MoVQ works in steps of 8 pixels (diffusers rounds up to 64); beyond 1024
+    the pretrained decoder leaves its training range and memory grows quadratically."""
+    if size is not None and not (MIN_SIZE <= int(size) <= MAX_SIZE and int(size) % 8 == 0):
+        raise GenerateError(f"size must be a multiple of 8 between {MIN_SIZE} and {MAX_SIZE} pixels (got {size})")
+
+
 def load_input_image(path: str) -> tuple[np.ndarray, bool]:
     """A picture as a Fashion-MNIST-like input: 28×28 grayscale, light object on black.
     Photos of things on a light background are inverted (returned flag True)."""
@@ -197,11 +207,15 @@ def generate_job(ctx, prompt: str = "", negative_prompt: str = "", seed: int = 0
     if s.kind == "kandinsky":
         from engine.generate.kandinsky import kandinsky_job
 
+        _check_size(size)
         return (yield from kandinsky_job(ctx, s, prompt=prompt, negative_prompt=negative_prompt, seed=seed,
                                          steps=steps, guidance=guidance, n=n, prior_steps=prior_steps,
                                          prior_guidance=prior_guidance, image=image, preview_every=preview_every,
                                          save=save, out_dir=out_dir, height=int(size or s.image_size),
                                          width=int(size or s.image_size)))
+    if size is not None and int(size) != s.image_size:
+        raise GenerateError(f"{s.name} makes {s.image_size}×{s.image_size} images only; the size applies to "
+                            "Kandinsky 2.2")
     return (yield from _tiny_generate(ctx, s, prompt, negative_prompt, int(seed), int(steps), float(guidance),
                                       int(n), prior, int(prior_steps), float(prior_guidance), image,
                                       int(preview_every), save, explain, out_dir, neighbour_pool))

@@ -142,7 +142,8 @@ def kandinsky_job(ctx, s, *, prompt: str, negative_prompt: str, seed: int, steps
         raise ModelError("Kandinsky 2.2 stopped before finishing")
     common = {"model": s.id, "prompt": prompt, "negative_prompt": negative_prompt, "steps": steps,
               "guidance": guidance, "prior_steps": prior_steps, "prior_guidance": prior_guidance,
-              "kind": "variation" if image else "text", "batch_seed": seed, "created": _now()}
+              "kind": "variation" if image else "text", "batch_seed": seed, "created": _now(),
+              "width": width, "height": height}
     out_images = []
     for i, px in enumerate(images):
         params = {**common, "seed": seed + i, "index": i}

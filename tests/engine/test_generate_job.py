@@ -150,3 +150,6 @@ def test_cli_generate_writes_pngs_with_parameters(tmp_path):
     bad = subprocess.run([sys.executable, "main.py", "generate", "--out", str(tmp_path)], cwd=REPO,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "PROMPT" in bad.stderr
+    sized = subprocess.run([sys.executable, "main.py", "generate", "a bag", "--size", "64", "--out", str(tmp_path),
+                            "--device", "cpu"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert sized.returncode == 1 and "28×28 images only" in sized.stderr  # the size is Kandinsky's alone

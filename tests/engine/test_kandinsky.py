@@ -129,7 +129,7 @@ def test_generate_job_matches_diffusers_with_previews_and_seeds(engine, tiny, tm
     assert all(p.images.shape == (2, SIZE, SIZE, 3) and p.images.dtype == np.uint8 for p in previews)
     # image i carries seed + i; that seed with n = 1 gives it again
     p = read_params(a.images[1].path)
-    assert p["seed"] == 8 and p["model"] == "kandinsky-2-2"
+    assert p["seed"] == 8 and p["model"] == "kandinsky-2-2" and p["width"] == p["height"] == SIZE
     assert np.abs(c.images[0].pixels.astype(int) - a.images[1].pixels.astype(int)).max() <= 1
 
 
@@ -146,6 +146,8 @@ def test_variation_of_an_image(engine, tmp_path):
 def test_stop_ends_the_diffusers_call(engine, tmp_path):
     from engine.errors import JobFailed
 
+    with pytest.raises(JobFailed, match="multiple of 8"):
+        engine.submit("generate", {**FAST, "prompt": "a coat", "size": 36, "save": False}).result(timeout=60)
     with pytest.raises(JobFailed, match="at most 999"):  # the scheduler's own limit, said clearly
         engine.submit("generate", {**FAST, "prompt": "a coat", "steps": 1000, "save": False}).result(timeout=60)
     rec = Recorder(engine)

@@ -92,6 +92,12 @@ class GeneratePanel(QWidget):
         self.count = QSpinBox()
         self.count.setRange(1, 16)
         self.count.setValue(4)
+        self.size = QSpinBox()
+        self.size.setRange(32, 1024)
+        self.size.setSingleStep(64)
+        self.size.setSuffix(" px")
+        self.size.setValue(512)
+        self.size.setToolTip("square output size (Kandinsky 2.2 only; the tiny unCLIP makes 28×28 images)")
 
         form = QFormLayout()
         form.addRow("Model", self.model_combo)
@@ -102,6 +108,7 @@ class GeneratePanel(QWidget):
         form.addRow("Steps", self.steps)
         form.addRow("Guidance", self.guidance)
         form.addRow("Images", self.count)
+        form.addRow("Size", self.size)
 
         self.chips = []
         for name in CLASS_PROMPTS:
@@ -301,6 +308,7 @@ class GeneratePanel(QWidget):
         self.steps.setValue(int(s.value("generate/steps", 50)))
         self.guidance.setValue(float(s.value("generate/guidance", 3.0)))
         self.count.setValue(int(s.value("generate/count", 4)))
+        self.size.setValue(int(s.value("generate/size", 512)))
         self.prior_combo.setCurrentIndex(max(0, self.prior_combo.findData(s.value("generate/prior", "diffusion"))))
         self.interp_a.setText(s.value("generate/interp_a", "a photo of a sneaker"))
         self.interp_b.setText(s.value("generate/interp_b", "a photo of an ankle boot"))
@@ -314,6 +322,7 @@ class GeneratePanel(QWidget):
         s.setValue("generate/steps", self.steps.value())
         s.setValue("generate/guidance", self.guidance.value())
         s.setValue("generate/count", self.count.value())
+        s.setValue("generate/size", self.size.value())
         s.setValue("generate/prior", self.prior_combo.currentData())
         s.setValue("generate/interp_a", self.interp_a.text())
         s.setValue("generate/interp_b", self.interp_b.text())
@@ -349,6 +358,7 @@ class GeneratePanel(QWidget):
         self.negative.setEnabled(g.negative_prompt)
         self.prior_combo.setEnabled(len(g.priors) > 1)
         tiny = g.kind == "tiny"
+        self.size.setEnabled(not tiny)
         self.interp_button.setEnabled(tiny)
         for chip in self.chips:
             chip.setEnabled(tiny)
@@ -364,7 +374,8 @@ class GeneratePanel(QWidget):
                 "guidance": self.guidance.value(), "n": self.count.value(),
                 "model": self.model_id() or "fmnist-unclip-tiny", "prior": self.prior_combo.currentData(),
                 # how many training images the neighbour view searches (an advanced setting)
-                "neighbour_pool": int(self.settings.value("generate/neighbour_pool", 10000))}
+                "neighbour_pool": int(self.settings.value("generate/neighbour_pool", 10000)),
+                "size": self.size.value() if self.size.isEnabled() else None}
 
     def generate(self, image: str | None = None) -> None:
         """Start a generation (text, or variations of `image`); a running one is stopped first."""
@@ -631,6 +642,8 @@ class GeneratePanel(QWidget):
             self.steps.setValue(int(params["steps"]))
         if "guidance" in params:
             self.guidance.setValue(float(params["guidance"]))
+        if params.get("width"):
+            self.size.setValue(int(params["width"]))
         if params.get("prior"):
             self.prior_combo.setCurrentIndex(max(0, self.prior_combo.findData(params["prior"])))
         self.count.setValue(1)

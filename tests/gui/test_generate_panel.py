@@ -36,6 +36,10 @@ def test_generate_preview_gallery_restore_favourite_delete(panel, qtbot):
     panel.seed.setValue(4)
     panel.steps.setValue(12)
     panel.count.setValue(2)
+    panel.model_combo.setCurrentIndex(panel.model_combo.findData("kandinsky-2-2"))
+    assert panel.size.isEnabled() and panel.negative.isEnabled()  # Kandinsky's own inputs
+    panel.model_combo.setCurrentIndex(panel.model_combo.findData("fmnist-unclip-tiny"))
+    assert not panel.size.isEnabled() and panel.params()["size"] is None  # the tiny model is 28×28 only
     qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
     assert panel.stop_button.isEnabled() and not panel.generate_button.isEnabled()
     qtbot.waitUntil(lambda: panel.job is None and panel.result is not None, timeout=120_000)

@@ -93,7 +93,7 @@ class GeneratePanel(QWidget):
         self.count.setRange(1, 16)
         self.count.setValue(4)
         self.size = QSpinBox()
-        self.size.setRange(32, 1024)
+        self.size.setRange(64, 1024)
         self.size.setSingleStep(64)
         self.size.setSuffix(" px")
         self.size.setValue(512)

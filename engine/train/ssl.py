@@ -66,7 +66,8 @@ class SSLConfig(TrainConfig):
 
 
 class SSLRecipe(Recipe):
-    """Base for MoCo v2/v3: subclasses build `self.backbone` users and say what a step computes."""
+    """Base for MoCo v2/v3, SimCLR and InstDisc: subclasses build `self.backbone` users and say what a
+    step computes."""
 
     Config = SSLConfig
     family_title = "SSL"
@@ -260,6 +261,15 @@ class SSLRecipe(Recipe):
         return out
 
     # ---------------------------------------------------------------- live view helpers
+    def live_view(self, step: int) -> dict | None:
+        """The last step's positive and negative similarity histograms (a recipe keeps them in
+        `self._last` as (positives, negatives))."""
+        last = getattr(self, "_last", None)
+        if last is None:
+            return None
+        pos, neg = last
+        return {"similarities": {"step": step, "positive": self.histogram(pos), "negative": self.histogram(neg)}}
+
     @staticmethod
     def histogram(values) -> list[float]:
         """Density of cosine similarities over HIST_BINS bins of [-1, 1] (a plain list)."""

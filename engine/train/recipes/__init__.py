@@ -10,6 +10,8 @@ RECIPES: dict[str, str] = {
     "supervised": "engine.train.recipes.supervised:SupervisedRecipe",
     "moco_v2": "engine.train.recipes.moco_v2:MoCoV2Recipe",
     "moco_v3": "engine.train.recipes.moco_v3:MoCoV3Recipe",
+    "simclr": "engine.train.recipes.simclr:SimCLRRecipe",
+    "instdisc": "engine.train.recipes.instdisc:InstDiscRecipe",
     "linear_probe": "engine.train.recipes.probe:LinearProbeRecipe",
     "finetune": "engine.train.recipes.probe:FinetuneRecipe",
     "clip": "engine.train.recipes.clip:CLIPRecipe",

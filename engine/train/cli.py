@@ -24,7 +24,8 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     t.add_argument("recipe", help=f"one of: {', '.join(RECIPES)}")
     t.add_argument("--dataset", default="fashion-mnist",
                    help="fashion-mnist (the default), or a folder: class folders (supervised, probes), "
-                        "any images (moco_v2, moco_v3, mae), images with .txt captions or a CSV (clip, lit)")
+                        "any images (moco_v2, moco_v3, simclr, instdisc, mae), images with .txt captions or a CSV "
+                        "(clip, lit)")
     t.add_argument("--config", metavar="FILE.json", help="a JSON object of settings")
     t.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="one setting (VALUE parsed as JSON when it can be: 3, 1e-3, true, \"text\"); repeatable")

@@ -49,4 +49,4 @@ def test_clip_similarity_matrix_is_drawn_then_moco_histograms_return(qtbot, tmp_
     plots.add_record("moco-run", {"kind": "train", "step": 1, "loss": 1.0, "queue_fill": 0.5,
                                   "similarities": {"positive": [1.0] * edges, "negative": [0.5] * edges}})
     assert not plots.sim_image.isVisible()
-    assert "MoCo" in plots.plots["similarity"].titleLabel.text
+    assert "Contrastive" in plots.plots["similarity"].titleLabel.text

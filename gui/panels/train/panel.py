@@ -32,7 +32,8 @@ DATASET_KINDS = (("fashion-mnist", "Fashion-MNIST (70,000 clothes, built in)"),
                  ("unlabelled", "Unlabelled image folder"),
                  ("captions", "Image-caption pairs (.txt beside each image, or a CSV)"))
 RECIPE_TITLES = {"supervised": "Supervised ViT", "moco_v2": "MoCo v2 (self-supervised)",
-                 "moco_v3": "MoCo v3 (self-supervised ViT)", "linear_probe": "Linear probe of a backbone",
+                 "moco_v3": "MoCo v3 (self-supervised ViT)", "simclr": "SimCLR (self-supervised, in-batch negatives)",
+                 "instdisc": "InstDisc (self-supervised, memory bank)", "linear_probe": "Linear probe of a backbone",
                  "finetune": "Fine-tune a backbone", "mae": "MAE pretraining", "clip": "CLIP (image-text)",
                  "lit": "LiT (locked text tower)", "unclip_prior": "unCLIP prior", "unclip_decoder": "unCLIP decoder"}
 #: Panels a model can be sent to from the runs list ("Use in…").

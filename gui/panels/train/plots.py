@@ -71,9 +71,10 @@ class LivePlots(QWidget):
         self.plots["metric"].setTitle("held-out metric")
         self.plots["lr"].setTitle("learning rate")
         self.plots["throughput"].setTitle("samples / s")
-        self.plots["similarity"].setTitle("MoCo: cosine similarity of <span style='color:#2ca02c'>positives</span>"
-                                          " vs <span style='color:#d62728'>negatives</span>")
-        self.plots["ssl"].setTitle("MoCo: instance accuracy · <span style='font-style:italic'>queue fill (dotted)</span>")
+        self.plots["similarity"].setTitle("Contrastive: cosine similarity of <span style='color:#2ca02c'>positives"
+                                          "</span> vs <span style='color:#d62728'>negatives</span>")
+        self.plots["ssl"].setTitle("Contrastive: instance accuracy · "
+                                   "<span style='font-style:italic'>queue fill (dotted)</span>")
         for key in ("loss", "metric", "lr", "throughput", "ssl"):
             self.plots[key].setLabel("bottom", "step")
         self.plots["similarity"].setLabel("bottom", "cosine similarity")
@@ -129,7 +130,7 @@ class LivePlots(QWidget):
         p.enableAutoRange()
         p.setAspectLocked(False)
         p.invertY(False)
-        p.setTitle("MoCo: cosine similarity of <span style='color:#2ca02c'>positives</span>"
+        p.setTitle("Contrastive: cosine similarity of <span style='color:#2ca02c'>positives</span>"
                    " vs <span style='color:#d62728'>negatives</span>")
         p.setLabel("bottom", "cosine similarity")
         p.setLabel("left", "")

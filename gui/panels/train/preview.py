@@ -61,7 +61,7 @@ class PreviewStrip(QWidget):
     def set_preview(self, preview) -> None:
         """A DatasetPreview from the engine's "train_preview" request."""
         self._clear()
-        self.summary.setText(preview.summary + ("  ·  below each image: MoCo's two augmented views, the pair the "
+        self.summary.setText(preview.summary + ("  ·  below each image: two augmented views, the pair the "
                                                 "model learns to match" if preview.views else ""))
         views = list(preview.views or [])
         side = THUMB_VIEWS if views else THUMB

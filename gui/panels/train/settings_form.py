@@ -18,13 +18,15 @@ KEY_FIELDS = {
     "supervised": ("model", "crop_padding", "label_smoothing"),
     "moco_v2": ("backbone", "K", "m", "T"),
     "moco_v3": ("backbone", "m", "T"),
+    "simclr": ("backbone", "T"),
+    "instdisc": ("backbone", "K", "m", "T"),
     "linear_probe": ("label_fraction",),
     "finetune": ("label_fraction", "backbone_lr_scale"),
     "mae": ("model", "mask_ratio"),
     "clip": ("model", "text_tower"),
     "lit": ("model",),
 }
-LABELS = {"K": "queue size K", "m": "momentum m", "T": "temperature T", "lr": "learning rate",
+LABELS = {"K": "negatives K", "m": "momentum m", "T": "temperature T", "lr": "learning rate",
           "max_steps": "max steps (0: epochs)", "label_fraction": "label fraction"}
 
 

@@ -74,6 +74,8 @@ REQUESTS: dict[str, str] = {
     "generate_models": "engine.generate.jobs:models_job",
     "mae": "engine.mae.jobs:mae_job",
     "mae_samples": "engine.mae.jobs:mae_samples_job",
+    "match": "engine.match.jobs:match_job",
+    "match_samples": "engine.match.jobs:match_samples_job",
 }
 
 Listener = Callable[[Any], None]

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 #: The families the panels understand.
-FAMILIES = ("classifier", "vit", "mae", "clip", "text-encoder", "ssl-backbone", "unclip-prior", "unclip-decoder")
+FAMILIES = ("classifier", "vit", "mae", "clip", "text-encoder", "ssl-backbone", "unclip-prior", "unclip-decoder",
+            "albef")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ USER_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 FAMILY_PANELS = {
     "classifier": ("classify", "attention"), "vit": ("classify", "attention"), "mae": ("mae", "attention"),
     "clip": ("search", "attention", "generate"), "text-encoder": ("search",), "ssl-backbone": ("train",),
-    "unclip-prior": ("generate",), "unclip-decoder": ("generate",),
+    "unclip-prior": ("generate",), "unclip-decoder": ("generate",), "albef": ("match",),
 }
 
 _B = "engine.models.builders:"

@@ -55,6 +55,22 @@ def describe_mismatch(expected: dict, state: dict, limit: int = 3) -> str | None
     return "; ".join(parts)
 
 
+def load_strict(model, weights):
+    """`model` with the safetensors `weights` (exactly its keys and shapes), in eval mode; a
+    clear ModelError otherwise. For models rebuilt from the card beside their weights."""
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(weights))
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{weights}: cannot read the weights ({exc})") from None
+    problem = describe_mismatch(model.state_dict(), state)
+    if problem:
+        raise ModelError(f"{weights} does not match its card's model ({problem})")
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
 def _has_meta(model) -> bool:
     for m in model.modules():
         for t in list(m._parameters.values()) + list(m._buffers.values()) + list(vars(m).values()):

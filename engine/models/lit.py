@@ -210,26 +210,15 @@ def build_lit(cfg: LiTConfig) -> LiT:
 
 def load_lit(weights: str | Path) -> LiT:
     """The model described by the card beside `weights`, with those weights, in eval mode."""
-    from safetensors.torch import load_file
-
     card_path = Path(weights).with_name("card.json")
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
         cfg = LiTConfig.from_dict(card["model_config"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{card_path}: no usable CLIP model_config ({exc})") from None
-    model = build_lit(cfg)
-    try:
-        state = load_file(str(weights))
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"{weights}: cannot read the weights ({exc})") from None
-    from engine.models.builders import describe_mismatch
+    from engine.models.builders import load_strict
 
-    problem = describe_mismatch(model.state_dict(), state)
-    if problem:
-        raise ModelError(f"{weights} does not match its card's model ({problem})")
-    model.load_state_dict(state, strict=True)
-    return model.eval()
+    return load_strict(build_lit(cfg), weights)
 
 
 def build_from_run(entry, path):

@@ -21,6 +21,7 @@ DATASET_KINDS = {
     "mae": ("fashion-mnist", "unlabelled"),
     "clip": ("fashion-mnist", "captions"),
     "lit": ("fashion-mnist", "captions"),
+    "albef": ("fashion-mnist",),
 }
 ALL_KINDS = ("fashion-mnist", "classes", "unlabelled", "captions")
 #: Recipes that start from a catalogue backbone (their config has a "backbone" model id).

@@ -16,6 +16,7 @@ RECIPES: dict[str, str] = {
     "finetune": "engine.train.recipes.probe:FinetuneRecipe",
     "clip": "engine.train.recipes.clip:CLIPRecipe",
     "lit": "engine.train.recipes.clip:LiTRecipe",
+    "albef": "engine.train.recipes.albef:ALBEFRecipe",
     "unclip_prior": "engine.train.recipes.unclip:PriorRecipe",
     "unclip_decoder": "engine.train.recipes.unclip:DecoderRecipe",
     "mae": "engine.train.recipes.mae:MAERecipe",

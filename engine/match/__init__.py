@@ -1,0 +1,1 @@
+"""The Match panel's engine side: ALBEF's ITC similarity, ITM probability and per-word Grad-CAM."""

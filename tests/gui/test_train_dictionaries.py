@@ -37,6 +37,7 @@ def test_panel_lists_simclr_and_instdisc_and_runs_instdisc(window, qtbot):
     assert len(panel.plots.points(name, "acc")) == 6
     assert panel.plots.hist_pos.yData is not None and panel.plots.hist_pos.yData.sum() > 0
     assert panel.plots.plots["ssl"].isVisible()
+    qtbot.waitUntil(lambda: panel.plots.drawn_points(name, "ssl", "bank_fill") == 6, timeout=5_000)  # dotted curve
     qtbot.waitUntil(lambda: panel.runs.row_of(name) is not None and panel.runs.row_of(name).status == "finished",
                     timeout=30_000)
     assert panel.runs.row_of(name).recipe == "instdisc"

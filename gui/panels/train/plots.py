@@ -1,5 +1,5 @@
 """Live training curves with pyqtgraph: loss, metric, learning rate, throughput, and for
-MoCo the positive/negative similarity histograms and queue fill.
+MoCo the positive/negative similarity histograms and queue fill (InstDisc: bank fill).
 
 Each run shown is a series with its own colour; its curves are created once and updated
 with setData from bounded buffers on a timer (4 Hz), never rebuilt per record. Records
@@ -74,7 +74,7 @@ class LivePlots(QWidget):
         self.plots["similarity"].setTitle("Contrastive: cosine similarity of <span style='color:#2ca02c'>positives"
                                           "</span> vs <span style='color:#d62728'>negatives</span>")
         self.plots["ssl"].setTitle("Contrastive: instance accuracy · "
-                                   "<span style='font-style:italic'>queue fill (dotted)</span>")
+                                   "<span style='font-style:italic'>queue / bank fill (dotted)</span>")
         for key in ("loss", "metric", "lr", "throughput", "ssl"):
             self.plots[key].setLabel("bottom", "step")
         self.plots["similarity"].setLabel("bottom", "cosine similarity")
@@ -247,7 +247,8 @@ class LivePlots(QWidget):
             if self.metric_key and self.metric_key in s.eval:
                 xs, ys = zip(*s.eval[self.metric_key])
                 self._curve(s, "metric", self.metric_key).setData(np.asarray(xs), np.asarray(ys))
-            for field, style in (("acc", pg.QtCore.Qt.PenStyle.SolidLine), ("queue_fill", pg.QtCore.Qt.PenStyle.DotLine)):
+            dot = pg.QtCore.Qt.PenStyle.DotLine
+            for field, style in (("acc", pg.QtCore.Qt.PenStyle.SolidLine), ("queue_fill", dot), ("bank_fill", dot)):
                 if field in s.train and ("queue_fill" in s.train or "pos_sim" in s.train):
                     xs, ys = zip(*s.train[field])
                     self._curve(s, "ssl", field, style).setData(np.asarray(xs), np.asarray(ys))

@@ -167,6 +167,20 @@ ENTRIES: tuple[ModelEntry, ...] = (
         builder="engine.models.lit:build_from_resources",
         preprocess=Preprocess(28, 28, (0.2860,), (0.3530,), "bilinear", grayscale=True), arch="lit"),
     ModelEntry(
+        id="fmnist-albef-tiny", name="ALBEF-Tiny (Fashion-MNIST, trained here; MiniLM text)", family="albef",
+        panels=("match",),
+        description="Align before fuse, trained by Patchwork's ALBEF recipe on Fashion-MNIST with the built-in "
+                    "captions: ViT-Tiny/7 image encoder, locked MiniLM + one trainable text layer, two fusion layers "
+                    "(text cross-attends to the image patches), ITC with momentum distillation (alpha 0.4) and ITM "
+                    "on hard negatives. Zero-shot test accuracy 84.4% by ITC, 85.0% with ITM re-ranking of the "
+                    "top-3 classes; ITM accuracy 85.8% on matched vs mismatched captions. "
+                    "Reproduce: python main.py train albef --dataset fashion-mnist",
+        licence="MIT", size_mb=5.4,
+        source=Source("resources", "checkpoints/fmnist-albef-tiny/model.safetensors",
+                      sha256="3544e649768c6c454bf6f58d9c98d9063b823dbb1ca0ef00f95add8783c3cea5", size_bytes=5682100),
+        builder="engine.models.albef:build_from_resources",
+        preprocess=Preprocess(28, 28, (0.2860,), (0.3530,), "bilinear", grayscale=True), arch="albef"),
+    ModelEntry(
         id="fmnist-unclip-tiny-prior", name="Tiny unCLIP diffusion prior (Fashion-MNIST, trained here)",
         family="unclip-prior", panels=("generate",),
         description="DALL·E 2-style diffusion prior: LiT text embedding -> LiT image embedding, an MLP that predicts "

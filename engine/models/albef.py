@@ -287,5 +287,10 @@ def load_albef(weights: str | Path) -> ALBEF:
 
 
 def build_from_run(entry, path):
-    """Catalogue builder for ALBEF runs trained in the app and the built-in one."""
+    """Catalogue builder for ALBEF runs trained in the app."""
+    return load_albef(path)
+
+
+def build_from_resources(entry, path):
+    """Catalogue builder for the built-in ALBEF under resources/checkpoints/."""
     return load_albef(path)

@@ -38,6 +38,10 @@ def main() -> None:
     bridge.start()
     out = ROOT / "docs" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
+    if sys.argv[1:] == ["match"]:  # just the Match panel: `python docs/make_screenshots.py match`
+        match_screenshot(app, window, out)
+        bridge.shutdown()
+        return
 
     panel = window.panels["classify"]
     coffee = next(p for p, _ in sample_photos() if p.endswith("coffee.png"))
@@ -135,6 +139,7 @@ def main() -> None:
     wait(app, lambda: not box.running(), 120)
     train_screenshot(app, window, out)
     generate_screenshot(app, window, out)
+    match_screenshot(app, window, out)
     bridge.shutdown()
 
 
@@ -182,6 +187,27 @@ def generate_screenshot(app: QApplication, window, out: Path) -> None:
         time.sleep(0.02)
     window.grab().save(str(out / "generate.png"))
     print("wrote", out / "generate.png")
+
+
+def match_screenshot(app: QApplication, window, out: Path) -> None:
+    """Match: the built-in tiny ALBEF on a Fashion-MNIST sneaker, class captions, one word's Grad-CAM."""
+    panel = window.panels["match"]
+    window.resize(1280, 900)
+    window.tabs.setCurrentWidget(panel)
+    wait(app, lambda: panel.samples is not None and len(panel.samples.paths()) > 6 and panel.results_shown, 120)
+    sneaker = next(p for p in panel.samples.paths() if "fashion-mnist" in p and p.endswith("test-00009.png"))
+    panel.captions_edit.setPlainText("a photo of a sneaker.\na photo of a sandal.\na photo of an ankle boot.\n"
+                                     "a photo of a t-shirt.\na black and white photo of a running shoe.")
+    shown = panel.results_shown
+    panel.set_image(sneaker)
+    wait(app, lambda: panel.results_shown > shown and panel.result.path == sneaker, 120)
+    panel.table.selectRow(0)
+    panel.word_group.buttons()[-2].click()  # the word "sneaker"
+    for _ in range(40):
+        app.processEvents()
+        time.sleep(0.02)
+    window.grab().save(str(out / "match.png"))
+    print("wrote", out / "match.png")
 
 
 if __name__ == "__main__":

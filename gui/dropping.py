@@ -26,3 +26,19 @@ class FileDrops:
         if paths:
             event.acceptProposedAction()
             self.file_drop(paths[0])
+
+
+IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif *.heic *.heif);;All files (*)"
+
+
+def choose_image(parent, settings, key: str) -> str | None:
+    """A path from the Open image dialog, which starts in (and remembers) the folder in settings `key`."""
+    import os
+
+    from PySide6.QtWidgets import QFileDialog
+
+    start = settings.value(key, os.path.expanduser("~"))
+    path, _ = QFileDialog.getOpenFileName(parent, "Open image", start, IMAGE_FILTER)
+    if path:
+        settings.setValue(key, os.path.dirname(path))
+    return path or None

@@ -8,7 +8,10 @@ Align before fuse: the ITC similarity compares the two unimodal embeddings (chea
 search index would); the ITM probability comes from the fusion encoder, where the caption's
 tokens attend to the image patches. Per word, ALBEF's Grad-CAM: the gradient of the ITM
 match score with respect to a fusion layer's cross-attention, its positive part times the
-attention, averaged over heads; a word's map is the mean of its word pieces' rows.
+attention, averaged over heads; a word's map is the mean of its word pieces' rows. The maps
+read the first fusion layer by default: ITM reads the fused [CLS] token, and in the last
+layer the words' cross-attention rows can no longer reach it (their gradient is zero), which
+is why ALBEF reads a middle layer.
 """
 from __future__ import annotations
 
@@ -70,7 +73,7 @@ def word_spans(word_ids: list[int | None]) -> list[list[int]]:
     return [spans[w] for w in sorted(spans)]
 
 
-def itm_gradcam(model, image_embeds, text_embeds, text_mask, layer: int = -1):
+def itm_gradcam(model, image_embeds, text_embeds, text_mask, layer: int = 0):
     """ITM match probabilities (n,) and Grad-CAM rows (n, T, L) over the image patches.
 
     image_embeds (n, 1+L, W) is made a leaf that needs a gradient, so the graph exists even
@@ -92,7 +95,7 @@ def itm_gradcam(model, image_embeds, text_embeds, text_mask, layer: int = -1):
         attn_module.attention = None
 
 
-def match_job(ctx, path: str, captions: list[str], model_id: str = DEFAULT_ALBEF, layer: int = -1):
+def match_job(ctx, path: str, captions: list[str], model_id: str = DEFAULT_ALBEF, layer: int = 0):
     import torch
 
     from engine.attention.overlay import overlay

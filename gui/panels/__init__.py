@@ -14,6 +14,7 @@ PANELS: tuple[tuple[str, str, str], ...] = (
     ("search", "Search", "gui.panels.search.panel:SearchPanel"),
     ("train", "Train", "gui.panels.train.panel:TrainPanel"),
     ("mae", "MAE", "gui.panels.mae.panel:MAEPanel"),
+    ("match", "Match", "gui.panels.match.panel:MatchPanel"),
     ("generate", "Generate", "gui.panels.generate.panel:GeneratePanel"),
 )
 

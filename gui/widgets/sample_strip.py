@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QToolButton, QWidget
 
 from gui.thumbnails import ThumbnailLoader
 
@@ -41,3 +41,29 @@ class SampleStrip(QWidget):
     def _set_icon(self, path: str, image: QImage) -> None:
         if path in self._buttons:
             self._buttons[path].setIcon(QIcon(QPixmap.fromImage(image)))
+
+
+class SampleShelf(QScrollArea):
+    """A horizontally scrolling SampleStrip of the Fashion-MNIST samples (a list the engine sends
+    later) followed by the scikit-image photos; hidden while it holds none."""
+    chosen = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFixedHeight(122)
+        self.strip: SampleStrip | None = None
+        self.set_samples([])
+
+    def set_samples(self, fmnist: list[tuple[str, str]]) -> SampleStrip:
+        from gui.samples import sample_photos
+
+        strip = SampleStrip(list(fmnist) + sample_photos(), "Try:")
+        strip.chosen.connect(self.chosen)
+        self.setWidget(strip)
+        self.strip = strip
+        self.setVisible(bool(strip.paths()))
+        return strip

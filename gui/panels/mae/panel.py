@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QScrollArea,
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton,
                                QSizePolicy, QSlider, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from engine.mae.jobs import DEFAULT_MAE, sample_index
-from gui.dropping import FileDrops
+from gui.dropping import FileDrops, choose_image
 from gui.panels.mae.patch_view import PatchView
 from gui.panels.mae.pretrain import PretrainBox
 from gui.panels.mae.token_strip import TokenStrip
@@ -22,9 +22,8 @@ from gui.qimage import array_to_pixmap
 from gui.samples import sample_photos
 from gui.widgets.error_label import ErrorLabel
 from gui.widgets.model_picker import ModelPicker, open_and_model_row
-from gui.widgets.sample_strip import SampleStrip
+from gui.widgets.sample_strip import SampleShelf, SampleStrip
 
-IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif *.heic *.heif);;All files (*)"
 VIEWS = (("original", "original"), ("masked", "masked"), ("reconstruction", "reconstruction"),
          ("pasted", "reconstruction + visible"), ("error", "error per patch"))
 MODES = (("random", "Random"), ("grid", "Grid"), ("block", "Blocks"), ("painted", "Paint your own"))
@@ -131,14 +130,9 @@ class MAEPanel(FileDrops, QWidget):
         body.addWidget(self.lower_tabs)
 
         # ---- samples: Fashion-MNIST images (from the engine) and the scikit-image photos
-        self.samples_holder = QScrollArea()
-        self.samples_holder.setWidgetResizable(True)
-        self.samples_holder.setFrameShape(QScrollArea.Shape.NoFrame)
-        self.samples_holder.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
-        self.samples_holder.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.samples_holder.setFixedHeight(122)
-        self.samples: SampleStrip | None = None
-        self._set_samples([])
+        self.samples_holder = SampleShelf()
+        self.samples_holder.chosen.connect(self.set_image)
+        self.samples: SampleStrip | None = self.samples_holder.strip
 
         lay = QVBoxLayout(self)
         lay.addLayout(top)
@@ -181,25 +175,16 @@ class MAEPanel(FileDrops, QWidget):
         self._request_now()
 
     def _choose_file(self) -> None:
-        start = self.settings.value("mae/last_dir", os.path.expanduser("~"))
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", start, IMAGE_FILTER)
+        path = choose_image(self, self.settings, "mae/last_dir")
         if path:
-            self.settings.setValue("mae/last_dir", os.path.dirname(path))
             self.set_image(path)
 
     def _samples_ready(self, fmnist) -> None:
-        self._set_samples(list(fmnist or []))
+        self.samples = self.samples_holder.set_samples(list(fmnist or []))
         if self.current_path is None:
             first = fmnist[0][0] if fmnist else (sample_photos()[0][0] if sample_photos() else None)
             if first:
                 self.set_image(first)
-
-    def _set_samples(self, fmnist: list[tuple[str, str]]) -> None:
-        strip = SampleStrip(fmnist + sample_photos(), "Try:")
-        strip.chosen.connect(self.set_image)
-        self.samples_holder.setWidget(strip)
-        self.samples = strip
-        self.samples_holder.setVisible(bool(strip.paths()))
 
     def _ratio_changed(self, value: int) -> None:
         self.settings.setValue("mae/ratio", value)

@@ -35,10 +35,12 @@ RECIPE_TITLES = {"supervised": "Supervised ViT", "moco_v2": "MoCo v2 (self-super
                  "moco_v3": "MoCo v3 (self-supervised ViT)", "simclr": "SimCLR (self-supervised, in-batch negatives)",
                  "instdisc": "InstDisc (self-supervised, memory bank)", "linear_probe": "Linear probe of a backbone",
                  "finetune": "Fine-tune a backbone", "mae": "MAE pretraining", "clip": "CLIP (image-text)",
-                 "lit": "LiT (locked text tower)", "unclip_prior": "unCLIP prior", "unclip_decoder": "unCLIP decoder"}
+                 "lit": "LiT (locked text tower)", "albef": "ALBEF (align before fuse: ITC + ITM)",
+                 "unclip_prior": "unCLIP prior", "unclip_decoder": "unCLIP decoder"}
 #: Panels a model can be sent to from the runs list ("Use in…").
 PANEL_TITLES = {"classify": "Classify", "attention": "Attention", "mae": "MAE", "search": "Search",
-                "generate": "Generate", "train": "Train (as a probe/fine-tune backbone)"}
+                "generate": "Generate", "match": "Match",
+                "train": "Train (as a probe/fine-tune backbone)"}
 
 
 def _slug(text: str) -> str:

@@ -25,6 +25,7 @@ KEY_FIELDS = {
     "mae": ("model", "mask_ratio"),
     "clip": ("model", "text_tower"),
     "lit": ("model",),
+    "albef": ("alpha", "caption_noise", "queue_size"),
 }
 LABELS = {"K": "negatives K", "m": "momentum m", "T": "temperature T", "lr": "learning rate",
           "max_steps": "max steps (0: epochs)", "label_fraction": "label fraction"}

@@ -1,0 +1,1 @@
+"""The Match panel: ALBEF's image-text matching (ITC similarity, ITM probability, per-word Grad-CAM)."""

@@ -1,0 +1,257 @@
+"""The Match panel: does this caption describe this image? Align (ITC) before fuse (ITM).
+
+Drop or open an image, type captions (one per line). Each caption gets two scores: the ITC
+similarity of the separately encoded image and caption, and the fusion encoder's ITM
+probability. Click a caption and then one of its words to see that word's Grad-CAM over
+the image patches (ALBEF's visualisation of the cross-attention). The engine computes
+everything; this panel only draws what comes back.
+"""
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QHBoxLayout, QHeaderView, QLabel,
+                               QPlainTextEdit, QProgressBar, QPushButton, QTableWidget,
+                               QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
+
+from engine.match.jobs import DEFAULT_ALBEF
+from gui.dropping import FileDrops, choose_image
+from gui.qimage import array_to_pixmap
+from gui.widgets.error_label import ErrorLabel
+from gui.widgets.image_view import ImageView
+from gui.widgets.model_picker import ModelPicker, open_and_model_row
+from gui.widgets.sample_strip import SampleShelf, SampleStrip
+
+DEFAULT_CAPTIONS = ("a photo of a t-shirt.", "a photo of a pair of trousers.", "a photo of a sneaker.",
+                    "a photo of an ankle boot.", "a photo of a bag.", "a photo of a shirt.")
+EXPLAIN = ("<b>Align before fuse.</b> ITC compares the image and the caption encoded <i>separately</i> "
+           "(cheap: one vector each, as a search index would). ITM <i>fuses</i> them: the caption's words "
+           "cross-attend to the image patches and a head says match / no match. Click a caption, then a word, "
+           "to see where that word looked (Grad-CAM of the ITM score on the cross-attention).")
+COLUMNS = ("Caption", "ITC similarity", "ITC share", "ITM P(match)")
+
+
+def _bar(value: float, text: str) -> QProgressBar:
+    bar = QProgressBar()
+    bar.setRange(0, 1000)
+    bar.setValue(int(round(max(0.0, min(1.0, value)) * 1000)))
+    bar.setFormat(text)
+    bar.setTextVisible(True)
+    return bar
+
+
+class MatchPanel(FileDrops, QWidget):
+    panel_id = "match"
+
+    def __init__(self, bridge, settings, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.bridge, self.settings = bridge, settings
+        self.current_path: str | None = None
+        self.result = None  # the latest MatchResult shown
+        self.results_shown = 0
+        self._job: int | None = None
+        self._seq = 0  # numbers requests, so a late answer to an older one is ignored
+        self.setAcceptDrops(True)
+
+        self.open_button = QPushButton("Open image…")
+        self.open_button.clicked.connect(self._choose_file)
+        self.model_picker = ModelPicker(bridge, "match", settings, default=DEFAULT_ALBEF)
+        self.model_picker.model_changed.connect(lambda _id: self.run_match())
+        top = open_and_model_row(self.open_button, self.model_picker)
+
+        self.explain = QLabel(EXPLAIN)
+        self.explain.setWordWrap(True)
+        self.explain.setStyleSheet("color: palette(mid);")
+
+        # ---- left: the image (with the chosen word's map) and the words of the chosen caption
+        self.view = ImageView("Drop an image here")
+        self.view.setMinimumSize(260, 260)
+        self.view.file_dropped.connect(self.set_image)
+        self.map_title = QLabel("")
+        self.map_title.setWordWrap(True)
+        self.words_row = QHBoxLayout()
+        self.words_row.setSpacing(2)
+        self.word_group = QButtonGroup(self)
+        self.word_group.setExclusive(True)
+        self.word_group.idClicked.connect(self.show_word)
+        words_holder = QWidget()
+        words_holder.setLayout(self.words_row)
+        left = QVBoxLayout()
+        left.addWidget(self.view, 1)
+        left.addWidget(self.map_title)
+        left.addWidget(words_holder)
+
+        # ---- right: captions in, scores out
+        self.captions_edit = QPlainTextEdit()
+        self.captions_edit.setPlaceholderText("One caption per line")
+        saved = settings.value("match/captions", "")
+        self.captions_edit.setPlainText(str(saved) if saved else "\n".join(DEFAULT_CAPTIONS))
+        self.captions_edit.setMaximumHeight(130)
+        self.match_button = QPushButton("Match")
+        self.match_button.setToolTip("Score every caption against the image (Ctrl+Return)")
+        self.match_button.clicked.connect(self.run_match)
+        QShortcut(QKeySequence("Ctrl+Return"), self.captions_edit, activated=self.run_match)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().hide()
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for c in range(1, len(COLUMNS)):
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.Fixed)
+            self.table.setColumnWidth(c, 120)
+        self.table.itemSelectionChanged.connect(self._caption_selected)
+        self.metrics = QLabel("")
+        self.metrics.setWordWrap(True)
+        self.error_label = ErrorLabel()
+        right = QVBoxLayout()
+        right.addWidget(QLabel("Captions (one per line):"))
+        right.addWidget(self.captions_edit)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.match_button)
+        buttons.addStretch(1)
+        right.addLayout(buttons)
+        right.addWidget(self.table, 1)
+        right.addWidget(self.metrics)
+        right.addWidget(self.error_label)
+
+        body = QHBoxLayout()
+        body.addLayout(left, 2)
+        body.addLayout(right, 3)
+
+        self.samples_holder = SampleShelf()
+        self.samples_holder.chosen.connect(self.set_image)
+        self.samples: SampleStrip | None = self.samples_holder.strip
+
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(self.explain)
+        lay.addLayout(body, 1)
+        lay.addWidget(self.samples_holder)
+        bridge.submit("match_samples", {}, name="Fashion-MNIST samples", on_result=self._samples_ready,
+                      on_error=lambda _err: self._samples_ready([]))
+
+    # ------------------------------------------------------------------ inputs
+    def model_id(self) -> str:
+        return self.model_picker.current_id() or DEFAULT_ALBEF
+
+    def captions(self) -> list[str]:
+        return [line.strip() for line in self.captions_edit.toPlainText().splitlines() if line.strip()]
+
+    def set_image(self, path: str) -> None:
+        self.current_path = path
+        self.run_match()
+
+    def _choose_file(self) -> None:
+        path = choose_image(self, self.settings, "match/last_dir")
+        if path:
+            self.set_image(path)
+
+    def _samples_ready(self, fmnist) -> None:
+        self.samples = self.samples_holder.set_samples(list(fmnist or []))
+        if self.current_path is None and fmnist:
+            self.set_image(fmnist[0][0])
+
+    # ------------------------------------------------------------------ requests
+    def run_match(self) -> None:
+        if not self.current_path:
+            return
+        captions = self.captions()
+        self.settings.setValue("match/captions", "\n".join(captions))
+        if self._job is not None:
+            self.bridge.cancel(self._job)  # stale: the user has moved on
+        self._seq += 1
+        seq = self._seq
+        self._job = self.bridge.submit(
+            "match", {"path": self.current_path, "captions": captions, "model_id": self.model_id()},
+            name=f"Match {os.path.basename(self.current_path)} · {len(captions)} captions",
+            on_result=lambda res, n=seq: self._show(res, n), on_error=lambda err, n=seq: self._show_error(err, n))
+
+    # ------------------------------------------------------------------ results
+    def _show(self, res, seq: int) -> None:
+        if seq != self._seq:
+            return  # a late answer to a request the user has moved on from
+        keep = self.selected_caption()
+        self._job = None
+        self.result = res
+        self.results_shown += 1
+        self.error_label.hide()
+        self.table.blockSignals(True)
+        self.table.setRowCount(len(res.captions))
+        for row, c in enumerate(res.captions):
+            item = QTableWidgetItem(c.text)
+            item.setToolTip(c.text)
+            self.table.setItem(row, 0, item)
+            self.table.setCellWidget(row, 1, _bar((c.itc_similarity + 1) / 2, f"{c.itc_similarity:+.3f}"))
+            self.table.setCellWidget(row, 2, _bar(c.itc_probability, f"{100 * c.itc_probability:.1f}%"))
+            self.table.setCellWidget(row, 3, _bar(c.itm_probability, f"{100 * c.itm_probability:.1f}%"))
+        self.table.blockSignals(False)
+        best_itc = max(range(len(res.captions)), key=lambda i: res.captions[i].itc_similarity)
+        best_itm = max(range(len(res.captions)), key=lambda i: res.captions[i].itm_probability)
+        timing = f"{1000 * res.seconds:.0f} ms" + (f" + {res.load_seconds:.1f} s to load" if res.load_seconds > 0.05
+                                                   else "")
+        self.metrics.setText(f"ITC's best: <b>{res.captions[best_itc].text}</b> · ITM's best: "
+                             f"<b>{res.captions[best_itm].text}</b> · maps from fusion layer {res.layer + 1} · "
+                             f"{timing}")
+        row = keep if keep is not None and keep < len(res.captions) else best_itm
+        self.table.selectRow(row)
+        self._caption_selected()
+
+    def _show_error(self, err, seq: int) -> None:
+        if seq != self._seq:
+            return
+        self._job = None
+        self.error_label.setText(err.message)
+        self.error_label.show()
+
+    def selected_caption(self) -> int | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        return rows[0].row() if rows else None
+
+    def _caption_selected(self) -> None:
+        """Rebuild the word buttons for the chosen caption and show its whole-caption map."""
+        for button in self.word_group.buttons():
+            self.word_group.removeButton(button)
+            button.deleteLater()
+        row = self.selected_caption()
+        if self.result is None or row is None:
+            return
+        c = self.result.captions[row]
+        whole = QToolButton()
+        whole.setText("whole caption")
+        whole.setCheckable(True)
+        self.word_group.addButton(whole, -1 - 1)  # id -2: the whole caption (-1 is Qt's "no id")
+        self.words_row.addWidget(whole)
+        for i, word in enumerate(c.words):
+            b = QToolButton()
+            b.setText(word)
+            b.setCheckable(True)
+            self.word_group.addButton(b, i)
+            self.words_row.addWidget(b)
+        whole.setChecked(True)
+        self.show_word(-2)
+
+    def show_word(self, index: int) -> None:
+        """Show word `index` of the chosen caption over the image (-2: the whole caption)."""
+        row = self.selected_caption()
+        if self.result is None or row is None:
+            return
+        c = self.result.captions[row]
+        if 0 <= index < len(c.words):
+            self.view.set_pixmap(array_to_pixmap(c.word_overlays[index]))
+            self.map_title.setText(f"Grad-CAM of ITM for the word <b>{c.words[index]}</b> in “{c.text}”")
+            button = self.word_group.button(index)
+        else:
+            self.view.set_pixmap(array_to_pixmap(c.caption_overlay))
+            self.map_title.setText(f"Grad-CAM of ITM for the whole caption “{c.text}”")
+            button = self.word_group.button(-2)
+        if button is not None and not button.isChecked():
+            button.setChecked(True)
+
+    # ------------------------------------------------------------------ drops anywhere on the panel
+    def file_drop(self, path: str) -> None:
+        self.set_image(path)

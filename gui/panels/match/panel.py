@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QHBoxLayout, QHeaderView, QLabel,
                                QPlainTextEdit, QProgressBar, QPushButton, QTableWidget,
@@ -30,6 +29,7 @@ EXPLAIN = ("<b>Align before fuse.</b> ITC compares the image and the caption enc
            "(cheap: one vector each, as a search index would). ITM <i>fuses</i> them: the caption's words "
            "cross-attend to the image patches and a head says match / no match. Click a caption, then a word, "
            "to see where that word looked (Grad-CAM of the ITM score on the cross-attention).")
+WHOLE = -2  # the word buttons' id for the whole caption (-1 is Qt's "no id")
 COLUMNS = ("Caption", "ITC similarity", "ITC share", "ITM P(match)")
 
 
@@ -224,7 +224,7 @@ class MatchPanel(FileDrops, QWidget):
         whole = QToolButton()
         whole.setText("whole caption")
         whole.setCheckable(True)
-        self.word_group.addButton(whole, -1 - 1)  # id -2: the whole caption (-1 is Qt's "no id")
+        self.word_group.addButton(whole, WHOLE)
         self.words_row.addWidget(whole)
         for i, word in enumerate(c.words):
             b = QToolButton()
@@ -233,10 +233,10 @@ class MatchPanel(FileDrops, QWidget):
             self.word_group.addButton(b, i)
             self.words_row.addWidget(b)
         whole.setChecked(True)
-        self.show_word(-2)
+        self.show_word(WHOLE)
 
     def show_word(self, index: int) -> None:
-        """Show word `index` of the chosen caption over the image (-2: the whole caption)."""
+        """Show word `index` of the chosen caption over the image (WHOLE: the whole caption)."""
         row = self.selected_caption()
         if self.result is None or row is None:
             return
@@ -248,7 +248,7 @@ class MatchPanel(FileDrops, QWidget):
         else:
             self.view.set_pixmap(array_to_pixmap(c.caption_overlay))
             self.map_title.setText(f"Grad-CAM of ITM for the whole caption “{c.text}”")
-            button = self.word_group.button(-2)
+            button = self.word_group.button(WHOLE)
         if button is not None and not button.isChecked():
             button.setChecked(True)
 

@@ -23,6 +23,7 @@ from engine.errors import ModelError
 from engine.generate.diffusion import NoiseSchedule, ddim_iter, guided, slerp
 from engine.generate.prior import PriorConfig, build_prior, sample_prior
 from engine.generate.unet import UNet, UNetConfig
+from engine.models.builders import load_strict
 
 IMAGE_SIZE = 28
 
@@ -50,28 +51,12 @@ def part_card(weights: str | Path) -> dict:
     return card
 
 
-def _load_strict(model: torch.nn.Module, weights: str | Path) -> torch.nn.Module:
-    from safetensors.torch import load_file
-
-    from engine.models.builders import describe_mismatch
-
-    try:
-        state = load_file(str(weights))
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"{weights}: cannot read the weights ({exc})") from None
-    problem = describe_mismatch(model.state_dict(), state)
-    if problem:
-        raise ModelError(f"{weights} does not match its card's model ({problem})")
-    model.load_state_dict(state, strict=True)
-    return model.eval()
-
-
 def load_prior(weights: str | Path) -> torch.nn.Module:
     try:
         cfg = PriorConfig.from_dict(part_card(weights)["model_config"])
     except (KeyError, TypeError) as exc:
         raise ModelError(f"{weights}: its card has no prior model_config ({exc})") from None
-    return _load_strict(build_prior(cfg), weights)
+    return load_strict(build_prior(cfg), weights)
 
 
 def load_decoder(weights: str | Path) -> torch.nn.Module:
@@ -79,7 +64,7 @@ def load_decoder(weights: str | Path) -> torch.nn.Module:
         cfg = UNetConfig.from_dict(part_card(weights)["model_config"])
     except (KeyError, TypeError) as exc:
         raise ModelError(f"{weights}: its card has no U-Net model_config ({exc})") from None
-    return _load_strict(UNet(cfg), weights)
+    return load_strict(UNet(cfg), weights)
 
 
 def build_prior_from_run(entry, path):

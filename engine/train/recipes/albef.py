@@ -174,9 +174,13 @@ class ALBEFRecipe(CLIPRecipe):
             neg_text, ok_t = sample_hard_negatives(sim_i2t[:, :N], same, g)
             neg_image, ok_i = sample_hard_negatives(sim_t2i[:, :N], same, g)
         ok_t, ok_i = ok_t.nonzero().squeeze(1), ok_i.nonzero().squeeze(1)
-        text_pairs = torch.cat([text_embeds, text_embeds[neg_text[ok_t]], text_embeds[ok_i]])
-        mask_pairs = torch.cat([text_mask, text_mask[neg_text[ok_t]], text_mask[ok_i]])
-        image_pairs = torch.cat([image_embeds, image_embeds[ok_t], image_embeds[neg_image[ok_i]]])
+        # index_select, not t[idx]: the backward of t[idx] sums repeated rows with CPU atomics in
+        # no fixed order (a negative drawn twice), so two identical runs would drift apart by ~1e-7.
+        text_idx = torch.cat([neg_text[ok_t], ok_i])
+        image_idx = torch.cat([ok_t, neg_image[ok_i]])
+        text_pairs = torch.cat([text_embeds, text_embeds.index_select(0, text_idx)])
+        mask_pairs = torch.cat([text_mask, text_mask.index_select(0, text_idx)])
+        image_pairs = torch.cat([image_embeds, image_embeds.index_select(0, image_idx)])
         itm_logits = model.fuse(text_pairs, mask_pairs, image_pairs)
         itm_labels = torch.cat([torch.ones(N), torch.zeros(len(ok_t) + len(ok_i))]).long().to(x.device)
         loss_itm = F.cross_entropy(itm_logits, itm_labels)
@@ -246,8 +250,9 @@ class ALBEFRecipe(CLIPRecipe):
                 cand = top[:, :, None] == p_owner[None, None, :]  # (B, k, C·P)
                 b_idx, _, p_idx = cand.nonzero(as_tuple=True)
                 probs = self.itm_match_prob(image_embeds[b_idx], p_embeds[p_idx], p_mask[p_idx])
-                score = torch.zeros(B, n_cls, device=probs.device).index_put_(
-                    (b_idx, p_owner[p_idx]), probs, accumulate=True) / per_class
+                # index_add_ (a fixed order on CPU), not index_put_(accumulate=True) (CPU atomics)
+                score = torch.zeros(B * n_cls, device=probs.device).index_add_(
+                    0, b_idx * n_cls + p_owner[p_idx], probs).view(B, n_cls) / per_class
                 score = torch.where(torch.zeros_like(score, dtype=torch.bool).scatter_(1, top, True), score, -1.0)
                 pred_itm = score.argmax(1)
                 # matched vs mismatched captions

@@ -1,6 +1,7 @@
 """Headless command line: `python main.py classify IMAGE... [--top K] [--json]`, `models`.
 
-Runs the same jobs as the GUI, through the same engine thread.
+Runs the same jobs as the GUI, through the same engine thread. Each other subcommand lives
+with its feature (engine/<feature>/cli.py: an add_parser(sub, common) and a run(args)).
 """
 from __future__ import annotations
 
@@ -51,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_mae_parser(sub, common)
 
+    from engine.match.cli import add_parser as add_match_parser
+
+    add_match_parser(sub, common)
+
     m = sub.add_parser("models", parents=[common], help="list the model catalogue")
     m.add_argument("--json", action="store_true")
     return parser
@@ -79,7 +84,28 @@ def run(args: argparse.Namespace) -> int:
         from engine.mae.cli import run as run_mae
 
         return run_mae(args)
+    if args.command == "match":
+        from engine.match.cli import run as run_match
+
+        return run_match(args)
     raise SystemExit(f"unknown command {args.command}")  # argparse already rejects these
+
+
+def run_one(device: str | None, job: str, params: dict):
+    """Start the engine thread, run one job, shut the engine down: (result, EXIT_OK), or
+    (None, exit code) once the job's error is printed (1 for a domain error, 3 otherwise)."""
+    from engine.core import Engine
+    from engine.errors import JobFailed
+
+    engine = Engine(device=device).start()
+    try:
+        engine.wait_ready()
+        return engine.submit(job, params, name=job).result(), EXIT_OK
+    except JobFailed as exc:
+        print(f"error: {exc.info.message}", file=sys.stderr)
+        return None, EXIT_BAD_INPUT if exc.info.expected else EXIT_ENGINE
+    finally:
+        engine.shutdown()
 
 
 def _train(args) -> int:

@@ -20,6 +20,7 @@ from gui.panels.mae.pretrain import PretrainBox
 from gui.panels.mae.token_strip import TokenStrip
 from gui.qimage import array_to_pixmap
 from gui.samples import sample_photos
+from gui.shown_first import ShownFirst
 from gui.widgets.error_label import ErrorLabel
 from gui.widgets.model_picker import ModelPicker, open_and_model_row
 from gui.widgets.sample_strip import SampleShelf, SampleStrip
@@ -31,7 +32,7 @@ DEBOUNCE_MS = 120
 NOTE_STYLE = "background: #fff8e1; color: #6d4c00; border: 1px solid #f2d98b; border-radius: 4px; padding: 6px;"
 
 
-class MAEPanel(FileDrops, QWidget):
+class MAEPanel(ShownFirst, FileDrops, QWidget):
     panel_id = "mae"
 
     def __init__(self, bridge, settings, parent: QWidget | None = None):
@@ -184,7 +185,12 @@ class MAEPanel(FileDrops, QWidget):
         if self.current_path is None:
             first = fmnist[0][0] if fmnist else (sample_photos()[0][0] if sample_photos() else None)
             if first:
-                self.set_image(first)
+                self.when_shown(lambda: self._first_image(first))
+
+    def _first_image(self, path: str) -> None:
+        """The automatic first run, once the panel is shown; an image the user chose meanwhile wins."""
+        if self.current_path is None:
+            self.set_image(path)
 
     def _ratio_changed(self, value: int) -> None:
         self.settings.setValue("mae/ratio", value)

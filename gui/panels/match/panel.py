@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QHBoxLayout, QHe
 from engine.match.jobs import DEFAULT_ALBEF
 from gui.dropping import FileDrops, choose_image
 from gui.qimage import array_to_pixmap
+from gui.shown_first import ShownFirst
 from gui.widgets.error_label import ErrorLabel
 from gui.widgets.image_view import ImageView
 from gui.widgets.model_picker import ModelPicker, open_and_model_row
@@ -42,7 +43,7 @@ def _bar(value: float, text: str) -> QProgressBar:
     return bar
 
 
-class MatchPanel(FileDrops, QWidget):
+class MatchPanel(ShownFirst, FileDrops, QWidget):
     panel_id = "match"
 
     def __init__(self, bridge, settings, parent: QWidget | None = None):
@@ -154,7 +155,12 @@ class MatchPanel(FileDrops, QWidget):
     def _samples_ready(self, fmnist) -> None:
         self.samples = self.samples_holder.set_samples(list(fmnist or []))
         if self.current_path is None and fmnist:
-            self.set_image(fmnist[0][0])
+            self.when_shown(lambda first=fmnist[0][0]: self._first_image(first))
+
+    def _first_image(self, path: str) -> None:
+        """The automatic first run, once the panel is shown; an image the user chose meanwhile wins."""
+        if self.current_path is None:
+            self.set_image(path)
 
     # ------------------------------------------------------------------ requests
     def run_match(self) -> None:

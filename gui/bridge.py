@@ -40,6 +40,7 @@ class EngineBridge(QObject):
         super().__init__(parent)
         self.engine = Engine(device=device, fallback_device=True)
         self._callbacks: dict[int, _Callbacks] = {}
+        self._closed = False
         self.status: EngineStatus | None = None
         self._incoming.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
         self.engine.add_listener(self._incoming.emit)  # called on the engine thread
@@ -51,7 +52,12 @@ class EngineBridge(QObject):
     def submit(self, request: str, params: dict | None = None, *, name: str | None = None,
                background: bool = False, on_result=None, on_error=None, on_progress=None,
                on_partial=None, on_cancelled=None) -> int:
-        """Submit a named engine request; the callbacks run on the GUI thread."""
+        """Submit a named engine request; the callbacks run on the GUI thread.
+
+        After shutdown() it returns 0 and runs nothing: a timer or late signal that fires while the
+        app closes (a panel refreshing its list) must not raise into the Qt event loop."""
+        if self._closed:
+            return 0
         priority = Priority.BACKGROUND if background else Priority.INTERACTIVE
         handle = self.engine.submit(request, params, name=name, priority=priority)
         # Safe even if the job has already finished: its events reach _dispatch through
@@ -72,6 +78,7 @@ class EngineBridge(QObject):
         return self.engine.jobs()
 
     def shutdown(self, timeout: float = 5.0) -> None:
+        self._closed = True
         self.engine.remove_listener(self._incoming.emit)
         self.engine.shutdown(timeout)
 

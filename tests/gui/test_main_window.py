@@ -83,3 +83,12 @@ def test_geometry_tab_and_device_persist(qtbot, tmp_path, monkeypatch):
         assert bridge2.engine._device_request == "cpu"
     finally:
         bridge2.shutdown()
+
+
+def test_requests_after_shutdown_are_dropped_quietly(window):
+    """A timer that fires while the app closes (the Train panel refreshing its runs 1.5 s after a
+    start) submits to a shut-down engine: nothing runs and nothing raises into the event loop."""
+    bridge = window.bridge
+    bridge.shutdown()
+    assert bridge.submit("train_runs", name="List runs", on_result=lambda _: None) == 0
+    window.panels["train"].refresh_runs()  # raised "the engine has shut down" before

@@ -1,7 +1,7 @@
 """Local file paths carried by a drag-and-drop."""
 from __future__ import annotations
 
-from PySide6.QtCore import QMimeData
+from PySide6.QtCore import QMimeData, QPoint
 
 
 def dropped_paths(mime: QMimeData) -> list[str]:
@@ -12,10 +12,15 @@ def dropped_paths(mime: QMimeData) -> list[str]:
 
 class FileDrops:
     """Mixin (put it before the Qt base class): accepts drags that carry local files and hands the
-    first path to `file_drop`, so every view and panel follows the same drop rule."""
+    first path to `file_drop` (or to `file_drop_at`, with where it landed), so every view and panel
+    follows the same drop rule."""
 
     def file_drop(self, path: str) -> None:
         raise NotImplementedError
+
+    def file_drop_at(self, path: str, pos: QPoint) -> None:
+        """A drop at `pos` (widget coordinates); for widgets whose children take drops of their own."""
+        self.file_drop(path)
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802
         if dropped_paths(event.mimeData()):
@@ -25,7 +30,7 @@ class FileDrops:
         paths = dropped_paths(event.mimeData())
         if paths:
             event.acceptProposedAction()
-            self.file_drop(paths[0])
+            self.file_drop_at(paths[0], event.position().toPoint())
 
 
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif *.heic *.heif);;All files (*)"

@@ -8,11 +8,11 @@ from PySide6.QtWidgets import QApplication
 from tests.gui.conftest import sample
 
 
-def drop_file(widget, path: str) -> None:
-    """Deliver a real drag-enter + drop of a local file onto `widget`."""
+def drop_file(widget, path: str, pos: QPointF | None = None) -> None:
+    """Deliver a real drag-enter + drop of a local file onto `widget` (at `pos`, else its centre)."""
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(path)])
-    pos = QPointF(widget.width() / 2, widget.height() / 2)
+    pos = QPointF(widget.width() / 2, widget.height() / 2) if pos is None else pos
     enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                             Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(widget, enter)

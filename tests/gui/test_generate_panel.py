@@ -2,7 +2,7 @@
 
 generate -> live previews -> the result lands in the gallery; a PNG dropped back restores
 its settings; favourites and delete; Stop within a second; variations of a dropped image;
-interpolation with its GIF export.
+interpolation with its GIF export; a file dropped on an interpolation field fills that field.
 """
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 
 from engine.data import fashion_mnist
+from tests.gui.conftest import sample
 from tests.gui.test_classify_panel import drop_file
 
 pytestmark = pytest.mark.skipif(not fashion_mnist.is_available(),
@@ -121,3 +122,12 @@ def test_variations_and_interpolation_with_gif_export(panel, qtbot, tmp_path):
     qtbot.waitUntil(dest.exists, timeout=10_000)
     with Image.open(dest) as gif:
         assert gif.n_frames == 4  # 3 forth, 1 back
+
+
+def test_a_file_dropped_on_an_interpolation_field_fills_that_field(panel, qtbot):
+    panel.tabs.setCurrentIndex(2)
+    qtbot.waitUntil(panel.interp_b.isVisible, timeout=5_000)
+    coffee = sample("coffee.png")
+    drop_file(panel, coffee, QPointF(panel.interp_b.mapTo(panel, panel.interp_b.rect().center())))
+    assert panel.interp_b.text() == coffee and panel.interp_a.text() != coffee
+    assert panel.variation_source is None  # the field took it; it is not a variation source

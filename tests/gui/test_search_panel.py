@@ -9,6 +9,7 @@ import shutil
 from PySide6.QtCore import Qt
 
 from tests.gui.conftest import sample
+from tests.gui.test_classify_panel import drop_file
 
 PHOTOS = ("coffee.png", "chelsea.png", "rocket.jpg", "astronaut.png", "motorcycle_left.png", "horse.png")
 
@@ -31,7 +32,8 @@ def test_index_query_scroll_cutoff_image_query_and_watch(window, qtbot, tmp_path
     panel = window.panels["search"]
     assert panel.note.isVisible() and "ImageNet" in panel.note.text()  # ConSE says what it knows
 
-    panel.set_folder(str(folder))
+    drop_file(panel, str(folder))  # a dropped folder is the one to index
+    assert panel.folder == str(folder)
     qtbot.waitUntil(lambda: panel.index_job is None and panel.indexed > 0, timeout=120_000)
     assert panel.indexed == len(PHOTOS) + 20
     assert sorted(os.path.basename(p) for p in panel.skipped_paths()) == ["empty.jpg", "notes.png"]
@@ -69,8 +71,8 @@ def test_index_query_scroll_cutoff_image_query_and_watch(window, qtbot, tmp_path
     dialog.grab().save(str(tmp_path / "why.png"))
     dialog.close()
 
-    # an image as the query ("more like this"): the photo itself and its copies come first
-    panel.run_query(str(folder / "rocket.jpg"))
+    # an image as the query (dropped on the panel): the photo itself and its copies come first
+    drop_file(panel, str(folder / "rocket.jpg"))
     qtbot.waitUntil(lambda: panel.results.rowCount() > 0 and panel.last_query.endswith("rocket.jpg")
                     and panel.search_job is None, timeout=60_000)
     top = [os.path.basename(panel.results.path_at(i)) for i in range(8)]

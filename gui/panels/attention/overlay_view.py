@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from engine.attention.overlay import lut, to_uint8
 from gui.dropping import FileDrops
 from gui.qimage import array_to_qimage
+from gui.widgets.patch_grid import PatchGrid
 
 
 def heat_image(values: np.ndarray, cmap: str) -> QImage:
@@ -25,7 +26,7 @@ def heat_image(values: np.ndarray, cmap: str) -> QImage:
     return img
 
 
-class OverlayView(FileDrops, QWidget):
+class OverlayView(PatchGrid, FileDrops, QWidget):
     file_dropped = Signal(str)
     hovered = Signal(int)  # patch index under the mouse, -1 when none
     patch_clicked = Signal(int)  # row-major patch index
@@ -91,26 +92,7 @@ class OverlayView(FileDrops, QWidget):
     def image_rect(self) -> QRectF:
         if self._base is None:
             return QRectF()
-        top = 18.0 if self.title else 0.0
-        pw, ph = self._base.width(), self._base.height()
-        scale = min(self.width() / pw, (self.height() - top) / ph)
-        w, h = pw * scale, ph * scale
-        return QRectF((self.width() - w) / 2, top + (self.height() - top - h) / 2, w, h)
-
-    def patch_at(self, pos: QPointF) -> int | None:
-        r = self.image_rect()
-        if self.grid is None or r.isEmpty() or not r.contains(pos):
-            return None
-        gh, gw = self.grid
-        row = min(gh - 1, int((pos.y() - r.top()) / r.height() * gh))
-        col = min(gw - 1, int((pos.x() - r.left()) / r.width() * gw))
-        return row * gw + col
-
-    def patch_rect(self, index: int, r: QRectF | None = None) -> QRectF:
-        r = self.image_rect() if r is None else r
-        gh, gw = self.grid
-        cw, ch = r.width() / gw, r.height() / gh
-        return QRectF(r.left() + (index % gw) * cw, r.top() + (index // gw) * ch, cw, ch)
+        return self.letterbox(self._base.size(), 18.0 if self.title else 0.0)
 
     def patch_centre(self, index: int) -> QPointF:
         return self.patch_rect(index).center()
@@ -150,15 +132,9 @@ class OverlayView(FileDrops, QWidget):
         self._draw_overlay(p, r)
         if self.grid is None or not self.clickable:
             return
-        gh, gw = self.grid
-        if max(gh, gw) <= 32:  # faint patch borders: the tokens the model actually has
+        if max(self.grid) <= 32:  # faint patch borders: the tokens the model actually has
             p.setPen(QPen(QColor(255, 255, 255, 28), 1))
-            for i in range(1, gw):
-                x = r.left() + r.width() * i / gw
-                p.drawLine(QPointF(x, r.top()), QPointF(x, r.bottom()))
-            for j in range(1, gh):
-                y = r.top() + r.height() * j / gh
-                p.drawLine(QPointF(r.left(), y), QPointF(r.right(), y))
+            self.draw_grid_lines(p, r)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         if self.selected is not None:
             p.setPen(QPen(QColor("#00e5ff"), 2.5))

@@ -22,16 +22,17 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 from engine import catalogue
 from engine.attention import METHODS
 from engine.attention.overlay import COLORMAPS
-from gui.dropping import FileDrops
+from gui.dropping import FileDrops, choose_image
 from gui.panels.attention.heads_grid import HeadsGrid
 from gui.panels.attention.overlay_view import ColourBar, OverlayView
 from gui.samples import sample_photos
+from gui.settings import restore_widgets, save_widgets
 from gui.widgets.error_label import ErrorLabel
+from gui.widgets.layouts import bold_label, column, form
 from gui.widgets.model_picker import ModelPicker, open_and_model_row
 from gui.widgets.sample_strip import SampleStrip
 from gui.widgets.topk_bars import TopKBars
 
-IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif *.heic *.heif);;All files (*)"
 DEFAULT_MODEL = "fmnist-vit-tiny"
 FUSIONS = ("mean", "max", "min")
 QUERY_METHODS = ("raw", "rollout", "gradrollout")  # methods that read one token's row
@@ -90,13 +91,7 @@ class AttentionPanel(FileDrops, QWidget):
         self.token_label.setStyleSheet("background: palette(alternate-base); border-radius: 4px; padding: 6px;")
         self.token_label.setToolTip("The model's token picture: image → patches → tokens → heads → blocks")
         self.token_label.hide()
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        ll.setContentsMargins(0, 0, 0, 0)
-        ll.addWidget(self.stack, 1)
-        ll.addWidget(self.colour_bar)
-        ll.addWidget(self.hover_label)
-        ll.addWidget(self.token_label)
+        left = column((self.stack, 1), self.colour_bar, self.hover_label, self.token_label, margins=0)
 
         # ---------------------------------------------------------------- controls
         self.method_combo = QComboBox()
@@ -141,23 +136,12 @@ class AttentionPanel(FileDrops, QWidget):
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(self.export_png)
 
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.addRow("Method:", self.method_combo)
-        form.addRow("Block:", self.layer_combo)
-        form.addRow("Head:", self.head_combo)
-        form.addRow("", self.all_heads)
-        form.addRow("Head fusion:", self.fusion_combo)
-        form.addRow("Discard ratio:", discard_row)
-        form.addRow("Class:", self.class_combo)
-        form.addRow("Text:", self.text_edit)
-        form.addRow("Query token:", query_row)
-        self.form = form
-        display = QFormLayout()
-        display.addRow("Opacity:", self.opacity_slider)
-        display.addRow("Colour map:", self.cmap_combo)
-        display.addRow("", self.smooth_check)
-        display.addRow("", self.export_button)
+        self.form = form(("Method:", self.method_combo), ("Block:", self.layer_combo), ("Head:", self.head_combo),
+                         ("", self.all_heads), ("Head fusion:", self.fusion_combo), ("Discard ratio:", discard_row),
+                         ("Class:", self.class_combo), ("Text:", self.text_edit), ("Query token:", query_row))
+        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        display = form(("Opacity:", self.opacity_slider), ("Colour map:", self.cmap_combo), ("", self.smooth_check),
+                       ("", self.export_button))
 
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)
@@ -173,26 +157,14 @@ class AttentionPanel(FileDrops, QWidget):
         busy_row.addWidget(self.busy, 1)
         busy_row.addWidget(self.stop_button)
 
-        self.heading = QLabel("Top-5 classes")
-        self.heading.setStyleSheet("font-weight: 600;")
+        self.heading = bold_label("Top-5 classes")
         self.bars = TopKBars()
         self.note_label = QLabel("")
         self.note_label.setWordWrap(True)
         self.error_label = ErrorLabel(padding=8)
 
-        side = QWidget()
-        sl = QVBoxLayout(side)
-        sl.addWidget(_section("Map"))
-        sl.addLayout(form)
-        sl.addWidget(_section("Display"))
-        sl.addLayout(display)
-        sl.addLayout(busy_row)
-        sl.addWidget(self.status_label)
-        sl.addWidget(self.error_label)
-        sl.addWidget(self.note_label)
-        sl.addWidget(self.heading)
-        sl.addWidget(self.bars)
-        sl.addStretch(1)
+        side = column(_section("Map"), self.form, _section("Display"), display, busy_row, self.status_label,
+                      self.error_label, self.note_label, self.heading, self.bars, 1)
         scroll = QScrollArea()
         scroll.setWidget(side)
         scroll.setWidgetResizable(True)
@@ -239,26 +211,19 @@ class AttentionPanel(FileDrops, QWidget):
         bridge.submit("attention_samples", {}, name="Fashion-MNIST samples", on_result=self._add_fmnist_samples)
 
     # ------------------------------------------------------------------ settings
+    def _persisted(self) -> tuple:
+        """The controls kept between sessions: (settings key, widget, default)."""
+        return (("attention/method", self.method_combo, "raw"), ("attention/fusion", self.fusion_combo, "mean"),
+                ("attention/discard", self.discard_slider, 90), ("attention/opacity", self.opacity_slider, 60),
+                ("attention/cmap", self.cmap_combo, "inferno"), ("attention/smooth", self.smooth_check, "true"),
+                ("attention/all_heads", self.all_heads, "false"))
+
     def _restore_settings(self) -> None:
-        s = self.settings
-        self.method_combo.setCurrentIndex(max(0, self.method_combo.findData(s.value("attention/method", "raw"))))
-        self.fusion_combo.setCurrentIndex(max(0, self.fusion_combo.findData(s.value("attention/fusion", "mean"))))
-        self.discard_slider.setValue(int(s.value("attention/discard", 90)))
+        restore_widgets(self.settings, self._persisted())
         self.discard_label.setText(f"{self.discard_slider.value() / 100:.2f}")
-        self.opacity_slider.setValue(int(s.value("attention/opacity", 60)))
-        self.cmap_combo.setCurrentIndex(max(0, self.cmap_combo.findData(s.value("attention/cmap", "inferno"))))
-        self.smooth_check.setChecked(str(s.value("attention/smooth", "true")).lower() == "true")
-        self.all_heads.setChecked(str(s.value("attention/all_heads", "false")).lower() == "true")
 
     def _save_settings(self) -> None:
-        s = self.settings
-        s.setValue("attention/method", self.method())
-        s.setValue("attention/fusion", self.fusion_combo.currentData())
-        s.setValue("attention/discard", self.discard_slider.value())
-        s.setValue("attention/opacity", self.opacity_slider.value())
-        s.setValue("attention/cmap", self.cmap_combo.currentData())
-        s.setValue("attention/smooth", "true" if self.smooth_check.isChecked() else "false")
-        s.setValue("attention/all_heads", "true" if self.all_heads.isChecked() else "false")
+        save_widgets(self.settings, self._persisted())
 
     # ------------------------------------------------------------------ state helpers
     def model_id(self) -> str:
@@ -564,10 +529,8 @@ class AttentionPanel(FileDrops, QWidget):
             self.photo_strip.setVisible(not grayscale and bool(self.photo_strip.paths()))
 
     def _choose_file(self) -> None:
-        start = self.settings.value("attention/last_dir", os.path.expanduser("~"))
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", start, IMAGE_FILTER)
+        path = choose_image(self, self.settings, "attention/last_dir")
         if path:
-            self.settings.setValue("attention/last_dir", os.path.dirname(path))
             self.show_path(path)
 
     def file_drop(self, path: str) -> None:

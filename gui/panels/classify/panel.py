@@ -7,20 +7,19 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QFileDialog, QLabel, QPushButton, QSplitter,
+from PySide6.QtWidgets import (QLabel, QPushButton, QSplitter,
                                QVBoxLayout, QWidget)
 
 from engine import catalogue
-from gui.dropping import FileDrops
+from gui.dropping import FileDrops, choose_image
 from gui.qimage import array_to_pixmap
 from gui.samples import sample_photos
 from gui.widgets.error_label import ErrorLabel
 from gui.widgets.image_view import ImageView
+from gui.widgets.layouts import column
 from gui.widgets.model_picker import ModelPicker, open_and_model_row
 from gui.widgets.sample_strip import SampleStrip
 from gui.widgets.topk_bars import TopKBars
-
-IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif *.heic *.heif);;All files (*)"
 
 
 class ClassifyPanel(FileDrops, QWidget):
@@ -53,13 +52,7 @@ class ClassifyPanel(FileDrops, QWidget):
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.details.setStyleSheet("color: palette(mid);")
         self.error_label = ErrorLabel(padding=8)
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.addWidget(self.heading)
-        rl.addWidget(self.bars)
-        rl.addWidget(self.error_label)
-        rl.addWidget(self.details)
-        rl.addStretch(1)
+        right = column(self.heading, self.bars, self.error_label, self.details, 1)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.image_view)
@@ -90,10 +83,8 @@ class ClassifyPanel(FileDrops, QWidget):
             name=f"Classify {os.path.basename(path)}", on_result=self._show_result, on_error=self._show_error)
 
     def _choose_file(self) -> None:
-        start = self.settings.value("classify/last_dir", os.path.expanduser("~"))
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", start, IMAGE_FILTER)
+        path = choose_image(self, self.settings, "classify/last_dir")
         if path:
-            self.settings.setValue("classify/last_dir", os.path.dirname(path))
             self.classify_path(path)
 
     def _model_changed(self, _model_id: str = "") -> None:

@@ -17,14 +17,16 @@ import os
 import random
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout,
                                QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton, QSpinBox, QSplitter,
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
-from gui.dropping import dropped_paths
+from gui.dropping import FileDrops
 from gui.panels.generate.widgets import ClassBars, GalleryList, ImageGrid
+from gui.settings import restore_widgets, save_widgets
 from gui.widgets.error_label import ErrorLabel
 from gui.widgets.image_view import ImageView
+from gui.widgets.layouts import bold_label, column, form
 
 CLASS_PROMPTS = ("t-shirt", "pair of trousers", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
                  "ankle boot")
@@ -34,7 +36,7 @@ def prompt_for(name: str) -> str:
     return f"a photo of {'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
-class GeneratePanel(QWidget):
+class GeneratePanel(FileDrops, QWidget):
     panel_id = "generate"
 
     def __init__(self, bridge, settings, parent: QWidget | None = None):
@@ -99,16 +101,9 @@ class GeneratePanel(QWidget):
         self.size.setValue(512)
         self.size.setToolTip("square output size (Kandinsky 2.2 only; the tiny unCLIP makes 28×28 images)")
 
-        form = QFormLayout()
-        form.addRow("Model", self.model_combo)
-        form.addRow("Prior", self.prior_combo)
-        form.addRow("Prompt", self.prompt)
-        form.addRow("Negative", self.negative)
-        form.addRow("Seed", seed_row)
-        form.addRow("Steps", self.steps)
-        form.addRow("Guidance", self.guidance)
-        form.addRow("Images", self.count)
-        form.addRow("Size", self.size)
+        inputs = form(("Model", self.model_combo), ("Prior", self.prior_combo), ("Prompt", self.prompt),
+                      ("Negative", self.negative), ("Seed", seed_row), ("Steps", self.steps),
+                      ("Guidance", self.guidance), ("Images", self.count), ("Size", self.size))
 
         self.chips = []
         for name in CLASS_PROMPTS:
@@ -148,17 +143,8 @@ class GeneratePanel(QWidget):
         self.status.setStyleSheet("color: palette(mid);")
         self.error_label = ErrorLabel()
 
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        ll.setContentsMargins(0, 0, 0, 0)
-        ll.addLayout(form)
-        ll.addWidget(QLabel("Class prompts:"))
-        ll.addWidget(chips_box)
-        ll.addLayout(buttons)
-        ll.addWidget(self.progress)
-        ll.addWidget(self.status)
-        ll.addWidget(self.error_label)
-        ll.addStretch(1)
+        left = column(inputs, QLabel("Class prompts:"), chips_box, buttons, self.progress, self.status,
+                      self.error_label, 1, margins=0)
         left.setMinimumWidth(300)
         left.setMaximumWidth(380)
 
@@ -166,33 +152,20 @@ class GeneratePanel(QWidget):
         self.grid = ImageGrid("Write a prompt and press Generate\n\nor drop an image to make variations,\n"
                               "or drop a generated PNG to restore its settings")
         self.grid.clicked.connect(self._select_image)
-        self.grid_title = QLabel("Images")
-        self.grid_title.setStyleSheet("font-weight: 600;")
-        centre = QWidget()
-        cl = QVBoxLayout(centre)
-        cl.setContentsMargins(0, 0, 0, 0)
-        cl.addWidget(self.grid_title)
-        cl.addWidget(self.grid, 1)
+        self.grid_title = bold_label("Images")
+        centre = column(self.grid_title, (self.grid, 1), margins=0)
 
         # ---------------------------------------------------------- the intermediate embedding
-        self.embedding_title = QLabel("Image embedding")
-        self.embedding_title.setStyleSheet("font-weight: 600;")
+        self.embedding_title = bold_label("Image embedding")
         self.embedding_note = QLabel("After the prior: how CLIP reads the embedding the decoder will draw.")
         self.embedding_note.setWordWrap(True)
         self.embedding_note.setStyleSheet("color: palette(mid);")
         self.class_bars = ClassBars()
-        self.neighbours_title = QLabel("Nearest training images")
-        self.neighbours_title.setStyleSheet("font-weight: 600;")
+        self.neighbours_title = bold_label("Nearest training images")
         self.neighbours = ImageGrid("", columns=4, caption_h=16)
         self.neighbours.setMinimumSize(220, 150)
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(self.embedding_title)
-        rl.addWidget(self.embedding_note)
-        rl.addWidget(self.class_bars)
-        rl.addWidget(self.neighbours_title)
-        rl.addWidget(self.neighbours, 1)
+        right = column(self.embedding_title, self.embedding_note, self.class_bars, self.neighbours_title,
+                       (self.neighbours, 1), margins=0)
         right.setMinimumWidth(260)
 
         top = QSplitter(Qt.Orientation.Horizontal)
@@ -284,51 +257,38 @@ class GeneratePanel(QWidget):
         self.strip = ImageGrid("slerp between the two image embeddings, decoded from the same noise",
                                columns=32, caption_h=0)
         self.strip.setMinimumHeight(90)
-        form = QHBoxLayout()
-        form.addWidget(QLabel("From"))
-        form.addWidget(self.interp_a, 2)
-        form.addWidget(QLabel("to"))
-        form.addWidget(self.interp_b, 2)
-        form.addWidget(QLabel("Frames"))
-        form.addWidget(self.frames)
-        form.addWidget(self.interp_button)
-        form.addWidget(self.gif_button)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("From"))
+        row.addWidget(self.interp_a, 2)
+        row.addWidget(QLabel("to"))
+        row.addWidget(self.interp_b, 2)
+        row.addWidget(QLabel("Frames"))
+        row.addWidget(self.frames)
+        row.addWidget(self.interp_button)
+        row.addWidget(self.gif_button)
         w = QWidget()
         lay = QVBoxLayout(w)
-        lay.addLayout(form)
+        lay.addLayout(row)
         lay.addWidget(self.strip, 1)
         return w
 
     # ================================================================== settings
+    def _persisted(self) -> tuple:
+        """The inputs kept between sessions: (settings key, widget, default)."""
+        return (("generate/prompt", self.prompt, "a photo of a sneaker"), ("generate/negative", self.negative, ""),
+                ("generate/seed", self.seed, 0), ("generate/steps", self.steps, 50),
+                ("generate/guidance", self.guidance, 3.0), ("generate/count", self.count, 4),
+                ("generate/size", self.size, 512), ("generate/prior", self.prior_combo, "diffusion"),
+                ("generate/interp_a", self.interp_a, "a photo of a sneaker"),
+                ("generate/interp_b", self.interp_b, "a photo of an ankle boot"), ("generate/frames", self.frames, 8))
+
     def _restore_settings(self) -> None:
-        s = self.settings
-        self.prompt.setText(s.value("generate/prompt", "a photo of a sneaker"))
-        self.negative.setText(s.value("generate/negative", ""))
-        self.seed.setValue(int(s.value("generate/seed", 0)))
-        self.steps.setValue(int(s.value("generate/steps", 50)))
-        self.guidance.setValue(float(s.value("generate/guidance", 3.0)))
-        self.count.setValue(int(s.value("generate/count", 4)))
-        self.size.setValue(int(s.value("generate/size", 512)))
-        self.prior_combo.setCurrentIndex(max(0, self.prior_combo.findData(s.value("generate/prior", "diffusion"))))
-        self.interp_a.setText(s.value("generate/interp_a", "a photo of a sneaker"))
-        self.interp_b.setText(s.value("generate/interp_b", "a photo of an ankle boot"))
-        self.frames.setValue(int(s.value("generate/frames", 8)))
+        restore_widgets(self.settings, self._persisted())
 
     def _save_settings(self) -> None:
-        s = self.settings
-        s.setValue("generate/prompt", self.prompt.text())
-        s.setValue("generate/negative", self.negative.text())
-        s.setValue("generate/seed", self.seed.value())
-        s.setValue("generate/steps", self.steps.value())
-        s.setValue("generate/guidance", self.guidance.value())
-        s.setValue("generate/count", self.count.value())
-        s.setValue("generate/size", self.size.value())
-        s.setValue("generate/prior", self.prior_combo.currentData())
-        s.setValue("generate/interp_a", self.interp_a.text())
-        s.setValue("generate/interp_b", self.interp_b.text())
-        s.setValue("generate/frames", self.frames.value())
+        save_widgets(self.settings, self._persisted())
         if self.model_id():
-            s.setValue("generate/model", self.model_id())
+            self.settings.setValue("generate/model", self.model_id())
 
     # ================================================================== models
     def model_id(self) -> str | None:
@@ -650,17 +610,8 @@ class GeneratePanel(QWidget):
         self._save_settings()
         self.status.setText(f"Settings restored (seed {params.get('seed')}); Generate makes that image again.")
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if dropped_paths(event.mimeData()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:  # noqa: N802
-        paths = dropped_paths(event.mimeData())
-        if not paths:
-            return
-        event.acceptProposedAction()
-        path = paths[0]
-        target = self.childAt(event.position().toPoint())
+    def file_drop_at(self, path: str, pos) -> None:
+        target = self.childAt(pos)
         if target in (self.interp_a, self.interp_b):
             target.setText(path)
             return

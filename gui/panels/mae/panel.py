@@ -14,13 +14,11 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton,
                                QSizePolicy, QSlider, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from engine.mae.jobs import DEFAULT_MAE, sample_index
-from gui.dropping import FileDrops, choose_image
+from gui.image_input import ImageInput
 from gui.panels.mae.patch_view import PatchView
 from gui.panels.mae.pretrain import PretrainBox
 from gui.panels.mae.token_strip import TokenStrip
 from gui.qimage import array_to_pixmap
-from gui.samples import sample_photos
-from gui.shown_first import ShownFirst
 from gui.widgets.error_label import ErrorLabel
 from gui.widgets.model_picker import ModelPicker, open_and_model_row
 from gui.widgets.sample_strip import SampleShelf, SampleStrip
@@ -32,8 +30,9 @@ DEBOUNCE_MS = 120
 NOTE_STYLE = "background: #fff8e1; color: #6d4c00; border: 1px solid #f2d98b; border-radius: 4px; padding: 6px;"
 
 
-class MAEPanel(ShownFirst, FileDrops, QWidget):
+class MAEPanel(ImageInput, QWidget):
     panel_id = "mae"
+    photo_fallback = True
 
     def __init__(self, bridge, settings, parent: QWidget | None = None):
         super().__init__(parent)
@@ -41,8 +40,6 @@ class MAEPanel(ShownFirst, FileDrops, QWidget):
         self.current_path: str | None = None
         self.result = None  # the latest MAEResult shown
         self.painted: list[bool] | None = None  # painted mode: True = visible, row-major
-        self._job: int | None = None
-        self._seq = 0  # numbers requests, so a late answer to an older one is ignored
         self.results_shown = 0
         self.setAcceptDrops(True)
 
@@ -149,8 +146,7 @@ class MAEPanel(ShownFirst, FileDrops, QWidget):
         self.seed.valueChanged.connect(self._seed_changed)
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self._update_controls()
-        bridge.submit("mae_samples", {}, name="Fashion-MNIST samples", on_result=self._samples_ready,
-                      on_error=lambda _err: self._samples_ready([]))
+        self.load_samples("mae_samples")
 
     # ------------------------------------------------------------------ state
     def model_id(self) -> str:
@@ -170,27 +166,9 @@ class MAEPanel(ShownFirst, FileDrops, QWidget):
         return index if index is not None and index < 1000 else 0
 
     # ------------------------------------------------------------------ inputs
-    def set_image(self, path: str) -> None:
-        """Show and reconstruct `path` (from Open, a drop or a sample)."""
-        self.current_path = path
+    def run_image(self) -> None:
+        """Reconstruct `current_path` (ImageInput: Open, a drop or a sample)."""
         self._request_now()
-
-    def _choose_file(self) -> None:
-        path = choose_image(self, self.settings, "mae/last_dir")
-        if path:
-            self.set_image(path)
-
-    def _samples_ready(self, fmnist) -> None:
-        self.samples = self.samples_holder.set_samples(list(fmnist or []))
-        if self.current_path is None:
-            first = fmnist[0][0] if fmnist else (sample_photos()[0][0] if sample_photos() else None)
-            if first:
-                self.when_shown(lambda: self._first_image(first))
-
-    def _first_image(self, path: str) -> None:
-        """The automatic first run, once the panel is shown; an image the user chose meanwhile wins."""
-        if self.current_path is None:
-            self.set_image(path)
 
     def _ratio_changed(self, value: int) -> None:
         self.settings.setValue("mae/ratio", value)
@@ -260,8 +238,6 @@ class MAEPanel(ShownFirst, FileDrops, QWidget):
         self._debounce.stop()
         if not self.current_path:
             return
-        if self._job is not None:
-            self.bridge.cancel(self._job)  # stale: the user has moved on
         mode = self.mode_key()
         params = {"path": self.current_path, "model_id": self.model_id(), "mask_ratio": self.mask_ratio(),
                   "seed": self.seed.value(), "mode": mode}
@@ -272,17 +248,11 @@ class MAEPanel(ShownFirst, FileDrops, QWidget):
                 self.painted = None
             else:
                 params["painted"] = list(self.painted)
-        self._seq += 1
-        seq = self._seq
-        self._job = self.bridge.submit(
-            "mae", params, name=f"MAE {os.path.basename(self.current_path)} · {params['mode']} {params['mask_ratio']:.2f}",
-            on_result=lambda res, n=seq: self._show(res, n), on_error=lambda err, n=seq: self._show_error(err, n))
+        self.submit_latest("mae", params, name=f"MAE {os.path.basename(self.current_path)} · {params['mode']} "
+                                               f"{params['mask_ratio']:.2f}")
 
     # ------------------------------------------------------------------ results
-    def _show(self, res, seq: int) -> None:
-        if seq != self._seq:
-            return  # a late answer to a request the user has moved on from
-        self._job = None
+    def show_result(self, res) -> None:
         self.result = res
         self.results_shown += 1
         v = res.views
@@ -310,19 +280,8 @@ class MAEPanel(ShownFirst, FileDrops, QWidget):
         self.note.setVisible(v.norm_pix)
         self._update_controls()
 
-    def _show_error(self, err, seq: int) -> None:
-        if seq != self._seq:
-            return
-        self._job = None
-        self.error_label.setText(err.message)
-        self.error_label.show()
-
     def _hover(self, patch: int) -> None:
         index = None if patch < 0 else patch
         for view in self.views.values():
             view.set_highlight(index)
         self.strip.set_highlight(index)
-
-    # ------------------------------------------------------------------ drops anywhere on the panel
-    def file_drop(self, path: str) -> None:
-        self.set_image(path)

@@ -2,14 +2,15 @@
 and, on the original, a mask the user paints with the mouse."""
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from gui.dropping import FileDrops
+from gui.widgets.patch_grid import PatchGrid
 
 
-class PatchView(FileDrops, QWidget):
+class PatchView(PatchGrid, FileDrops, QWidget):
     """Draws a pixmap letterboxed and square-pixelled (small images are enlarged without blur)."""
 
     file_dropped = Signal(str)
@@ -57,26 +58,7 @@ class PatchView(FileDrops, QWidget):
     def image_rect(self) -> QRectF:
         if self._pixmap is None or self._pixmap.isNull():
             return QRectF()
-        top = 20.0  # room for the title
-        pw, ph = self._pixmap.width(), self._pixmap.height()
-        scale = min(self.width() / pw, (self.height() - top) / ph)
-        w, h = pw * scale, ph * scale
-        return QRectF((self.width() - w) / 2, top + (self.height() - top - h) / 2, w, h)
-
-    def patch_at(self, pos: QPointF) -> int | None:
-        r = self.image_rect()
-        if self.grid is None or r.isEmpty() or not r.contains(pos):
-            return None
-        gh, gw = self.grid
-        row = min(gh - 1, int((pos.y() - r.top()) / r.height() * gh))
-        col = min(gw - 1, int((pos.x() - r.left()) / r.width() * gw))
-        return row * gw + col
-
-    def patch_rect(self, index: int) -> QRectF:
-        r = self.image_rect()
-        gh, gw = self.grid
-        cw, ch = r.width() / gw, r.height() / gh
-        return QRectF(r.left() + (index % gw) * cw, r.top() + (index // gw) * ch, cw, ch)
+        return self.letterbox(self._pixmap.size(), 20.0)  # room for the title
 
     # ------------------------------------------------------------------ drawing
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
@@ -111,12 +93,7 @@ class PatchView(FileDrops, QWidget):
                     p.fillRect(self.patch_rect(i), QColor(128, 128, 128, 200))
         if self.show_grid or self.paintable:
             p.setPen(QPen(QColor(255, 255, 255, 90), 1))
-            for i in range(1, gw):
-                x = r.left() + r.width() * i / gw
-                p.drawLine(QPointF(x, r.top()), QPointF(x, r.bottom()))
-            for i in range(1, gh):
-                y = r.top() + r.height() * i / gh
-                p.drawLine(QPointF(r.left(), y), QPointF(r.right(), y))
+            self.draw_grid_lines(p, r)
         if self.highlight is not None and 0 <= self.highlight < gh * gw:
             p.setPen(QPen(QColor("#00e5ff"), 2))
             p.setBrush(Qt.BrushStyle.NoBrush)

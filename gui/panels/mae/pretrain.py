@@ -8,11 +8,12 @@ import time
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPalette, QPen, QPolygonF
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel,
-                               QProgressBar, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QSizePolicy, QSpinBox, QWidget)
 
 from gui.jobs_dock import format_seconds
 from gui.panels.mae.patch_view import PatchView
 from gui.qimage import array_to_pixmap
+from gui.widgets.layouts import column
 
 PREVIEW_VIEWS = (("original", "original"), ("masked", "masked"), ("reconstruction", "reconstruction"),
                  ("pasted", "+ visible"))
@@ -117,16 +118,7 @@ class PretrainBox(QWidget):
         self.preview_title = QLabel("A fixed held-out image's reconstruction refreshes here while it trains.")
         self.preview_title.setWordWrap(True)
         self.preview_title.setStyleSheet("color: palette(mid);")
-        left = QVBoxLayout()
-        left.addWidget(self.dataset)
-        left.addLayout(buttons)
-        left.addWidget(self.progress)
-        left.addWidget(self.status)
-        left.addWidget(self.preview_title)
-        left.addWidget(self.use_button)
-        left.addStretch(1)
-        left_box = QWidget()
-        left_box.setLayout(left)
+        left_box = column(self.dataset, buttons, self.progress, self.status, self.preview_title, self.use_button, 1)
         left_box.setFixedWidth(380)
         self.setFixedHeight(170)
 

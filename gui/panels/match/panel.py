@@ -16,9 +16,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QHBoxLayout, QHe
                                QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
 
 from engine.match.jobs import DEFAULT_ALBEF
-from gui.dropping import FileDrops, choose_image
+from gui.image_input import ImageInput
 from gui.qimage import array_to_pixmap
-from gui.shown_first import ShownFirst
 from gui.widgets.error_label import ErrorLabel
 from gui.widgets.image_view import ImageView
 from gui.widgets.model_picker import ModelPicker, open_and_model_row
@@ -43,7 +42,7 @@ def _bar(value: float, text: str) -> QProgressBar:
     return bar
 
 
-class MatchPanel(ShownFirst, FileDrops, QWidget):
+class MatchPanel(ImageInput, QWidget):
     panel_id = "match"
 
     def __init__(self, bridge, settings, parent: QWidget | None = None):
@@ -52,8 +51,6 @@ class MatchPanel(ShownFirst, FileDrops, QWidget):
         self.current_path: str | None = None
         self.result = None  # the latest MatchResult shown
         self.results_shown = 0
-        self._job: int | None = None
-        self._seq = 0  # numbers requests, so a late answer to an older one is ignored
         self.setAcceptDrops(True)
 
         self.open_button = QPushButton("Open image…")
@@ -133,8 +130,7 @@ class MatchPanel(ShownFirst, FileDrops, QWidget):
         lay.addWidget(self.explain)
         lay.addLayout(body, 1)
         lay.addWidget(self.samples_holder)
-        bridge.submit("match_samples", {}, name="Fashion-MNIST samples", on_result=self._samples_ready,
-                      on_error=lambda _err: self._samples_ready([]))
+        self.load_samples("match_samples")
 
     # ------------------------------------------------------------------ inputs
     def model_id(self) -> str:
@@ -143,46 +139,20 @@ class MatchPanel(ShownFirst, FileDrops, QWidget):
     def captions(self) -> list[str]:
         return [line.strip() for line in self.captions_edit.toPlainText().splitlines() if line.strip()]
 
-    def set_image(self, path: str) -> None:
-        self.current_path = path
-        self.run_match()
-
-    def _choose_file(self) -> None:
-        path = choose_image(self, self.settings, "match/last_dir")
-        if path:
-            self.set_image(path)
-
-    def _samples_ready(self, fmnist) -> None:
-        self.samples = self.samples_holder.set_samples(list(fmnist or []))
-        if self.current_path is None and fmnist:
-            self.when_shown(lambda first=fmnist[0][0]: self._first_image(first))
-
-    def _first_image(self, path: str) -> None:
-        """The automatic first run, once the panel is shown; an image the user chose meanwhile wins."""
-        if self.current_path is None:
-            self.set_image(path)
-
     # ------------------------------------------------------------------ requests
     def run_match(self) -> None:
         if not self.current_path:
             return
         captions = self.captions()
         self.settings.setValue("match/captions", "\n".join(captions))
-        if self._job is not None:
-            self.bridge.cancel(self._job)  # stale: the user has moved on
-        self._seq += 1
-        seq = self._seq
-        self._job = self.bridge.submit(
-            "match", {"path": self.current_path, "captions": captions, "model_id": self.model_id()},
-            name=f"Match {os.path.basename(self.current_path)} · {len(captions)} captions",
-            on_result=lambda res, n=seq: self._show(res, n), on_error=lambda err, n=seq: self._show_error(err, n))
+        self.submit_latest("match", {"path": self.current_path, "captions": captions, "model_id": self.model_id()},
+                           name=f"Match {os.path.basename(self.current_path)} · {len(captions)} captions")
+
+    run_image = run_match  # ImageInput's request for current_path
 
     # ------------------------------------------------------------------ results
-    def _show(self, res, seq: int) -> None:
-        if seq != self._seq:
-            return  # a late answer to a request the user has moved on from
+    def show_result(self, res) -> None:
         keep = self.selected_caption()
-        self._job = None
         self.result = res
         self.results_shown += 1
         self.error_label.hide()
@@ -206,13 +176,6 @@ class MatchPanel(ShownFirst, FileDrops, QWidget):
         row = keep if keep is not None and keep < len(res.captions) else best_itm
         self.table.selectRow(row)
         self._caption_selected()
-
-    def _show_error(self, err, seq: int) -> None:
-        if seq != self._seq:
-            return
-        self._job = None
-        self.error_label.setText(err.message)
-        self.error_label.show()
 
     def selected_caption(self) -> int | None:
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
@@ -257,7 +220,3 @@ class MatchPanel(ShownFirst, FileDrops, QWidget):
             button = self.word_group.button(WHOLE)
         if button is not None and not button.isChecked():
             button.setChecked(True)
-
-    # ------------------------------------------------------------------ drops anywhere on the panel
-    def file_drop(self, path: str) -> None:
-        self.set_image(path)

@@ -15,10 +15,11 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QLab
 
 from engine import catalogue
 from engine.search.embedders import DEFAULT_SEARCH_MODEL
-from gui.dropping import dropped_paths
+from gui.dropping import IMAGE_FILTER, FileDrops
 from gui.panels.search import file_actions
 from gui.panels.search.results_model import THUMB, PathRole, ResultsModel
 from gui.widgets.error_label import ErrorLabel
+from gui.widgets.layouts import bold_label, column
 from gui.widgets.model_picker import ModelPicker
 
 MAX_RESULTS = 100_000
@@ -26,7 +27,7 @@ MAX_WATCHED = 2000  # inotify watches are a shared, limited resource
 NOTE_STYLE = "background: #eef4fb; color: #1a3d66; border: 1px solid #c9dcf2; border-radius: 4px; padding: 6px;"
 
 
-class SearchPanel(QWidget):
+class SearchPanel(FileDrops, QWidget):
     panel_id = "search"
 
     def __init__(self, bridge, settings, parent=None):
@@ -124,16 +125,11 @@ class SearchPanel(QWidget):
         self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.grid.customContextMenuRequested.connect(self._result_menu)
         self.grid.doubleClicked.connect(lambda idx: file_actions.open_file(idx.data(PathRole)))
-        self.skipped_title = QLabel("Skipped files")
-        self.skipped_title.setStyleSheet("font-weight: 600;")
+        self.skipped_title = bold_label("Skipped files")
         self.skipped = QListWidget()
         self.skipped.setWordWrap(True)
         self.skipped.setToolTip("Files that could not be indexed, with the reason; they never stop the job.")
-        side = QWidget()
-        sl = QVBoxLayout(side)
-        sl.setContentsMargins(0, 0, 0, 0)
-        sl.addWidget(self.skipped_title)
-        sl.addWidget(self.skipped, 1)
+        side = column(self.skipped_title, (self.skipped, 1), margins=0)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.grid)
         split.addWidget(side)
@@ -381,8 +377,6 @@ class SearchPanel(QWidget):
             self._update_result_label()
 
     def _choose_query_image(self) -> None:
-        from gui.panels.classify.panel import IMAGE_FILTER
-
         path, _ = QFileDialog.getOpenFileName(self, "Search by image", self.folder or "", IMAGE_FILTER)
         if path:
             self.run_query(path)
@@ -441,19 +435,11 @@ class SearchPanel(QWidget):
         self.error_label.show()
 
     # ------------------------------------------------------------------ drops: a photo becomes the query
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if dropped_paths(event.mimeData()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:  # noqa: N802
-        paths = dropped_paths(event.mimeData())
-        if not paths:
-            return
-        event.acceptProposedAction()
-        if os.path.isdir(paths[0]):
-            self.set_folder(paths[0])
+    def file_drop(self, path: str) -> None:
+        if os.path.isdir(path):
+            self.set_folder(path)
         else:
-            self.run_query(paths[0])
+            self.run_query(path)
 
 
 def _duration(seconds: float) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QHBoxLayout,
                                QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget)
 
-from gui.panels.classify.panel import IMAGE_FILTER
+from gui.dropping import IMAGE_FILTER
 
 
 class _TermRow(QWidget):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QProgressBar, QVBoxLayout
+from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QProgressBar
 
 from gui.qimage import array_to_pixmap
+from gui.widgets.layouts import bold_label, vbox
 from gui.widgets.topk_bars import TopKBars
 
 
@@ -26,14 +27,8 @@ class WhyDialog(QDialog):
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)
         self.bars = TopKBars()
-        self.bars_title = QLabel("")
-        self.bars_title.setStyleSheet("font-weight: 600;")
-        right = QVBoxLayout()
-        right.addWidget(self.summary)
-        right.addWidget(self.busy)
-        right.addWidget(self.bars_title)
-        right.addWidget(self.bars)
-        right.addStretch(1)
+        self.bars_title = bold_label("")
+        right = vbox(self.summary, self.busy, self.bars_title, self.bars, 1)
         lay = QHBoxLayout(self)
         lay.addWidget(self.picture)
         lay.addLayout(right, 1)

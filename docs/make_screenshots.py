@@ -1,6 +1,9 @@
-"""Regenerate the README screenshots offscreen: `python docs/make_screenshots.py`.
+"""Regenerate the README screenshots offscreen: `python docs/make_screenshots.py [panel ...]`.
 
-Each panel is shown with a real result (sample photos, real weights), then grabbed.
+Each panel is shown with a real result (sample photos, real weights), then grabbed. With panel
+names (classify, attention, search, mae, train, generate, match) only those are made; classify
+also makes models.png. A panel is shown before its result is asked for: panels run their first
+sample only once they are shown.
 """
 from __future__ import annotations
 
@@ -30,7 +33,6 @@ def wait(app: QApplication, cond, timeout: float = 60.0) -> None:
 def main() -> None:
     app = QApplication([])
     from gui.app import create_window
-    from gui.samples import sample_photos
 
     window, bridge = create_window("cpu")
     window.resize(1200, 800)
@@ -38,20 +40,40 @@ def main() -> None:
     bridge.start()
     out = ROOT / "docs" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
-    if sys.argv[1:] == ["match"]:  # just the Match panel: `python docs/make_screenshots.py match`
-        match_screenshot(app, window, out)
-        bridge.shutdown()
-        return
+    shots = {"classify": classify_screenshot, "attention": attention_screenshot, "search": search_screenshot,
+             "mae": mae_screenshot, "train": train_screenshot, "generate": generate_screenshot,
+             "match": match_screenshot}
+    unknown = set(sys.argv[1:]) - set(shots)
+    if unknown:
+        raise SystemExit(f"no screenshot for {', '.join(sorted(unknown))}; choose from {', '.join(shots)}")
+    for name, shot in shots.items():
+        if not sys.argv[1:] or name in sys.argv[1:]:
+            shot(app, window, out)
+    bridge.shutdown()
 
-    panel = window.panels["classify"]
-    coffee = next(p for p, _ in sample_photos() if p.endswith("coffee.png"))
-    panel.classify_path(coffee)
-    wait(app, lambda: bool(panel.top_labels()))
-    wait(app, lambda: bridge.status is not None and bridge.status.loaded_models)
-    for _ in range(30):  # let thumbnails and the status bar settle
+
+def settle(app: QApplication, rounds: int) -> None:
+    """Let thumbnails, the status bar and the last redraws land."""
+    for _ in range(rounds):
         app.processEvents()
         time.sleep(0.02)
+
+
+def coffee_photo() -> str:
+    from gui.samples import sample_photos
+
+    return next(p for p, _ in sample_photos() if p.endswith("coffee.png"))
+
+
+def classify_screenshot(app: QApplication, window, out: Path) -> None:
+    """Classify: EfficientNet-Lite0 on the coffee photo; then the models dialog."""
+    bridge = window.bridge
+    panel = window.panels["classify"]
     window.tabs.setCurrentWidget(panel)
+    panel.classify_path(coffee_photo())
+    wait(app, lambda: bool(panel.top_labels()))
+    wait(app, lambda: bridge.status is not None and bridge.status.loaded_models)
+    settle(app, 30)
     window.grab().save(str(out / "classify.png"))
     print("wrote", out / "classify.png")
 
@@ -60,15 +82,15 @@ def main() -> None:
     dialog = window.show_models_dialog()
     wait(app, lambda: dialog.table.rowCount() == len(entries()))
     dialog.select("timm-vit-base")
-    for _ in range(20):
-        app.processEvents()
-        time.sleep(0.02)
+    settle(app, 20)
     dialog.grab().save(str(out / "models.png"))
     print("wrote", out / "models.png")
     dialog.hide()
 
-    # Attention: the built-in Fashion-MNIST ViT, all heads of the last block for a clicked patch;
-    # then Grad-CAM for "espresso" with EfficientNet-Lite0 on the coffee photo
+
+def attention_screenshot(app: QApplication, window, out: Path) -> None:
+    """Attention: the built-in Fashion-MNIST ViT, all heads of the last block for a clicked patch;
+    then Grad-CAM for "espresso" with EfficientNet-Lite0 on the coffee photo."""
     att = window.panels["attention"]
     window.tabs.setCurrentWidget(att)
     wait(app, lambda: att.fmnist_strip is not None, 120)
@@ -80,22 +102,24 @@ def main() -> None:
     wait(app, lambda: att.result is not None and att.result.path == boot and len(att.result.maps) == 4, 120)
     att.click_patch(6)
     wait(app, lambda: att.result.query == 6 and len(att.result.maps) == 4)
-    for _ in range(30):
-        app.processEvents()
-        time.sleep(0.02)
+    settle(app, 30)
     window.grab().save(str(out / "attention.png"))
     print("wrote", out / "attention.png")
     att.all_heads.setChecked(False)
     att.model_picker.combo.setCurrentIndex(att.model_picker.combo.findData("efficientnet-lite0"))
+    coffee = coffee_photo()
     att.show_path(coffee)
     wait(app, lambda: att.result.path == coffee and att.result.method == "gradcam", 120)
-    for _ in range(30):
-        app.processEvents()
-        time.sleep(0.02)
+    settle(app, 30)
     window.grab().save(str(out / "attention-cnn.png"))
     print("wrote", out / "attention-cnn.png")
 
+
+def search_screenshot(app: QApplication, window, out: Path) -> None:
+    """Search: the sample photos and a broken file indexed offline (ConSE), "a cup of coffee"."""
     import shutil
+
+    from gui.samples import sample_photos
 
     search = window.panels["search"]
     photos = Path(tempfile.mkdtemp(prefix="pw-photos-"))
@@ -107,13 +131,13 @@ def main() -> None:
     wait(app, lambda: search.index_job is None and search.indexed > 0, 180)
     search.run_query("a cup of coffee")
     wait(app, lambda: search.results.total() > 0)
-    for _ in range(60):  # thumbnails
-        app.processEvents()
-        time.sleep(0.02)
+    settle(app, 60)  # thumbnails
     window.grab().save(str(out / "search.png"))
     print("wrote", out / "search.png")
 
-    # MAE: the built-in tiny MAE on a Fashion-MNIST coat, 75% random masking; then a live pretraining run
+
+def mae_screenshot(app: QApplication, window, out: Path) -> None:
+    """MAE: the built-in tiny MAE on a Fashion-MNIST coat, 75% random masking; then a live pretraining run."""
     mae_panel = window.panels["mae"]
     window.resize(1280, 980)
     window.tabs.setCurrentWidget(mae_panel)
@@ -124,9 +148,7 @@ def main() -> None:
     mae_panel.set_image(coat)
     wait(app, lambda: mae_panel.result is not None and mae_panel.result.path == coat
          and mae_panel.result.mode == "random", 120)
-    for _ in range(40):
-        app.processEvents()
-        time.sleep(0.02)
+    settle(app, 40)
     window.grab().save(str(out / "mae.png"))
     print("wrote", out / "mae.png")
     box = mae_panel.pretrain
@@ -137,10 +159,6 @@ def main() -> None:
     print("wrote", out / "mae_pretrain.png")
     box.stop()
     wait(app, lambda: not box.running(), 120)
-    train_screenshot(app, window, out)
-    generate_screenshot(app, window, out)
-    match_screenshot(app, window, out)
-    bridge.shutdown()
 
 
 def train_screenshot(app: QApplication, window, out: Path) -> None:
@@ -156,9 +174,7 @@ def train_screenshot(app: QApplication, window, out: Path) -> None:
     wait(app, lambda: panel.preview.view_pairs > 0, 120)
     panel.start()
     wait(app, lambda: not panel.running(), 900)
-    for _ in range(60):  # the history reload and the last redraw
-        app.processEvents()
-        time.sleep(0.02)
+    settle(app, 60)  # the history reload and the last redraw
     window.grab().save(str(out / "train.png"))
     print("wrote", out / "train.png")
 
@@ -182,9 +198,7 @@ def generate_screenshot(app: QApplication, window, out: Path) -> None:
     panel.generate()
     wait(app, lambda: panel.job is None and panel.result is not None, 600)
     panel.tabs.setCurrentIndex(2)
-    for _ in range(40):
-        app.processEvents()
-        time.sleep(0.02)
+    settle(app, 40)
     window.grab().save(str(out / "generate.png"))
     print("wrote", out / "generate.png")
 
@@ -203,9 +217,7 @@ def match_screenshot(app: QApplication, window, out: Path) -> None:
     wait(app, lambda: panel.results_shown > shown and panel.result.path == sneaker, 120)
     panel.table.selectRow(0)
     panel.word_group.buttons()[-2].click()  # the word "sneaker"
-    for _ in range(40):
-        app.processEvents()
-        time.sleep(0.02)
+    settle(app, 40)
     window.grab().save(str(out / "match.png"))
     print("wrote", out / "match.png")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine import catalogue
-from engine.catalogue.load import load_model
+from engine.catalogue.load import timed_load
 from engine.errors import BadImageError
 from engine.images import open_image, preview_array
 from engine.jobs import Partial, Progress
@@ -64,9 +64,7 @@ def classify_image(ctx, path: str, model_id: str, top_k: int, want_preview: bool
     # JPEG draft decoding at the size we need: the model's input, or the preview's.
     need = max(pp.resize, PREVIEW_SIDE if want_preview else 0)
     img = open_image(path, draft=(need, need))  # bad files fail before any model load
-    t_load = time.perf_counter()
-    model = load_model(ctx, model_id)
-    load_seconds = time.perf_counter() - t_load
+    model, load_seconds = timed_load(ctx, model_id)
     x = preprocess(img, pp).to(ctx.device)
     with torch.inference_mode():
         probs = model(x).float().softmax(-1)[0].cpu().numpy()

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
+from engine.cli import EXIT_OK, EXIT_USAGE, run_one
 
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
@@ -47,9 +47,6 @@ def _parse_patch(text: str) -> tuple[int, int]:
 
 
 def run(args) -> int:
-    from engine.core import Engine
-    from engine.errors import JobFailed
-
     if not 0.0 <= args.opacity <= 1.0:
         print("error: --opacity must be between 0 and 1", file=sys.stderr)
         return EXIT_USAGE
@@ -71,15 +68,9 @@ def run(args) -> int:
               "layer": None if args.layer is None else (args.layer - 1 if args.layer > 0 else args.layer),
               "head": None if args.head is None else args.head - 1,
               "query": None if patch is None else (patch[0] - 1, patch[1] - 1)}
-    engine = Engine(device=args.device).start()
-    try:
-        engine.wait_ready()
-        res = engine.submit("attention", params, name="attention").result()
-    except JobFailed as exc:
-        print(f"error: {exc.info.message}", file=sys.stderr)
-        return EXIT_BAD_INPUT if exc.info.expected else EXIT_ENGINE
-    finally:
-        engine.shutdown()
+    res, status = run_one(args.device, "attention", params)
+    if res is None:
+        return status
     m = res.maps[0]
     if args.out:
         from PIL import Image

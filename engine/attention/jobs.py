@@ -123,7 +123,7 @@ def _prepare(ctx, path: str, model_id: str):
 
     from engine.attention.adapters import adapt
     from engine.attention.compute import capture
-    from engine.catalogue.load import load_model
+    from engine.catalogue.load import timed_load
     from engine.images import open_image
     from engine.preprocess import to_input
 
@@ -134,9 +134,7 @@ def _prepare(ctx, path: str, model_id: str):
     entry = catalogue.get(model_id)
     pp = entry.preprocess
     img = open_image(path, draft=(pp.resize, pp.resize))  # bad files fail before any model load
-    t0 = time.perf_counter()
-    model = load_model(ctx, model_id)
-    load_seconds = time.perf_counter() - t0
+    model, load_seconds = timed_load(ctx, model_id)
     adapter = adapt(model, pp.input_size)
     yield Progress(None, "capturing attention")
     x = torch.from_numpy(to_input(img, pp)).unsqueeze(0).to(ctx.device)  # (1, C, S, S)

@@ -6,6 +6,7 @@ where one is known (once per file per session), and calls the entry's builder.
 from __future__ import annotations
 
 import importlib
+import time
 
 from engine.catalogue import get
 from engine.catalogue.locate import NEEDS_DOWNLOAD, local_path, state_of
@@ -37,3 +38,18 @@ def load_model(ctx, model_id: str):
     """The catalogue model on the engine's device, from the model cache."""
     entry = get(model_id)
     return ctx.models.get(f"{model_id}@{ctx.device}", lambda: build_model(entry).to(ctx.device))
+
+
+def timed_load(ctx, model_id: str):
+    """(load_model(ctx, model_id), the seconds it took): results report load time apart."""
+    t0 = time.perf_counter()
+    model = load_model(ctx, model_id)
+    return model, time.perf_counter() - t0
+
+
+def entry_of_family(model_id: str, family: str, what: str):
+    """The catalogue entry, or a ModelError when it is not of `family` (`what` it should be)."""
+    entry = get(model_id)
+    if entry.family != family:
+        raise ModelError(f"{entry.name} is not {what} (family {entry.family!r})")
+    return entry

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
+from engine.cli import EXIT_OK, EXIT_USAGE, run_one
 
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
@@ -35,38 +35,28 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from PIL import Image
 
-    from engine.core import Engine
-    from engine.errors import JobFailed
-
     if not 0.0 <= args.mask_ratio <= 0.95:
         print("error: --mask-ratio must be between 0 and 0.95", file=sys.stderr)
         return EXIT_USAGE
     params = {"path": args.image, "model_id": args.model, "mask_ratio": args.mask_ratio, "seed": args.seed,
               "mode": args.mode}
-    engine = Engine(device=args.device).start()
-    try:
-        engine.wait_ready()
-        if args.keep:
-            try:
-                keep = sorted({int(v) for v in args.keep.split(",") if v.strip()})
-            except ValueError:
-                print("error: --keep takes comma-separated patch indices, e.g. 0,5,12", file=sys.stderr)
-                return EXIT_USAGE
-            length = _num_patches(args.model)
-            if length is None:
-                print(f"error: {args.model} is not an MAE in the catalogue", file=sys.stderr)
-                return EXIT_USAGE
-            if not keep or keep[0] < 0 or keep[-1] >= length:
-                print(f"error: --keep indices must lie in 0..{length - 1}", file=sys.stderr)
-                return EXIT_USAGE
-            params.update(mode="painted", painted=[i in keep for i in range(length)])
+    if args.keep:
         try:
-            res = engine.submit("mae", params, name="mae").result()
-        except JobFailed as exc:
-            print(f"error: {exc.info.message}", file=sys.stderr)
-            return EXIT_BAD_INPUT if exc.info.expected else EXIT_ENGINE
-    finally:
-        engine.shutdown()
+            keep = sorted({int(v) for v in args.keep.split(",") if v.strip()})
+        except ValueError:
+            print("error: --keep takes comma-separated patch indices, e.g. 0,5,12", file=sys.stderr)
+            return EXIT_USAGE
+        length = _num_patches(args.model)
+        if length is None:
+            print(f"error: {args.model} is not an MAE in the catalogue", file=sys.stderr)
+            return EXIT_USAGE
+        if not keep or keep[0] < 0 or keep[-1] >= length:
+            print(f"error: --keep indices must lie in 0..{length - 1}", file=sys.stderr)
+            return EXIT_USAGE
+        params.update(mode="painted", painted=[i in keep for i in range(length)])
+    res, status = run_one(args.device, "mae", params)
+    if res is None:
+        return status
     v = res.views
     if args.out:
         from engine.mae.views import side_by_side

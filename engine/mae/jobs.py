@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from engine import catalogue
 from engine.data.samples import fashion_mnist_samples
 from engine.errors import ModelError
 from engine.jobs import Progress
@@ -42,7 +41,7 @@ def mae_job(ctx, path: str, model_id: str = DEFAULT_MAE, mask_ratio: float = 0.7
     """
     import torch
 
-    from engine.catalogue.load import load_model
+    from engine.catalogue.load import entry_of_family, timed_load
     from engine.images import open_image
     from engine.mae.views import compute_views
     from engine.preprocess import to_input
@@ -51,14 +50,10 @@ def mae_job(ctx, path: str, model_id: str = DEFAULT_MAE, mask_ratio: float = 0.7
         raise MaskError(f"unknown mask mode {mode!r}; choose one of {', '.join(MODES)}")
     yield Progress(None, "reconstructing")
     t0 = time.perf_counter()
-    entry = catalogue.get(model_id)
-    if entry.family != "mae":
-        raise ModelError(f"{entry.name} is not a masked autoencoder (family {entry.family!r})")
+    entry = entry_of_family(model_id, "mae", "a masked autoencoder")
     pp = entry.preprocess
     img = open_image(path, draft=(pp.resize, pp.resize))  # bad files fail before any model load
-    t_load = time.perf_counter()
-    model = load_model(ctx, model_id)
-    load_seconds = time.perf_counter() - t_load
+    model, load_seconds = timed_load(ctx, model_id)
     yield None  # a cancel point between the load and the forward pass
     x = torch.from_numpy(to_input(img, pp)).unsqueeze(0)  # (1, C, S, S), normalised
     c = x.shape[1]

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine import catalogue
 from engine.data.samples import fashion_mnist_samples
-from engine.errors import ModelError, PatchworkError
+from engine.errors import PatchworkError
 from engine.jobs import Progress
 
 DEFAULT_ALBEF = "fmnist-albef-tiny"
@@ -99,7 +98,7 @@ def match_job(ctx, path: str, captions: list[str], model_id: str = DEFAULT_ALBEF
     import torch
 
     from engine.attention.overlay import overlay
-    from engine.catalogue.load import load_model
+    from engine.catalogue.load import entry_of_family, timed_load
     from engine.images import open_image
     from engine.preprocess import to_input
 
@@ -110,14 +109,10 @@ def match_job(ctx, path: str, captions: list[str], model_id: str = DEFAULT_ALBEF
         raise MatchError(f"at most {MAX_CAPTIONS} captions at a time ({len(captions)} given)")
     yield Progress(None, "matching")
     t0 = time.perf_counter()
-    entry = catalogue.get(model_id)
-    if entry.family != "albef":
-        raise ModelError(f"{entry.name} is not an image-text fusion (ALBEF) model (family {entry.family!r})")
+    entry = entry_of_family(model_id, "albef", "an image-text fusion (ALBEF) model")
     pp = entry.preprocess
     img = open_image(path, draft=(pp.resize, pp.resize))  # a bad file fails before any model load
-    t_load = time.perf_counter()
-    model = load_model(ctx, model_id)
-    load_seconds = time.perf_counter() - t_load
+    model, load_seconds = timed_load(ctx, model_id)
     yield None
     n_layers = len(model.fusion)
     if not -n_layers <= layer < n_layers:

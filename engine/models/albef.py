@@ -22,7 +22,6 @@ tree (not trained, not saved), as in engine.models.lit.
 from __future__ import annotations
 
 import copy
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -32,6 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from engine.errors import ModelError
+from engine.models.locked import HoldsLocked
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ class Unimodal(nn.Module):
         return embeds, F.normalize(self.text_proj(mean_pool(embeds, mask)), dim=-1)
 
 
-class ALBEF(nn.Module):
+class ALBEF(HoldsLocked):
     def __init__(self, cfg: ALBEFConfig, minilm: nn.Module | None):
         super().__init__()
         self.config = cfg
@@ -186,16 +186,8 @@ class ALBEF(nn.Module):
         self.fusion_norm = nn.LayerNorm(cfg.width)
         self.itm_head = nn.Linear(cfg.width, 2)
         self.temp = nn.Parameter(torch.tensor(cfg.init_temperature))
-        self._locked: tuple[nn.Module, ...] = ()  # MiniLM: follows .to(), is neither trained nor saved
         if minilm is not None:
-            minilm.requires_grad_(False).eval()
-            self._locked = (minilm,)
-
-    def _apply(self, fn, recurse=True):
-        super()._apply(fn, recurse)
-        for m in self._locked:
-            m._apply(fn, recurse)
-        return self
+            self.lock(minilm)  # follows .to(), is neither trained nor saved
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -276,21 +268,15 @@ def build_albef(cfg: ALBEFConfig, with_text: bool = True) -> ALBEF:
 
 def load_albef(weights: str | Path) -> ALBEF:
     """The model described by the card beside `weights`, with those weights, in eval mode."""
-    from engine.models.builders import load_strict
+    from engine.models.builders import load_from_card
 
-    card_path = Path(weights).with_name("card.json")
-    try:
-        cfg = ALBEFConfig.from_dict(json.loads(card_path.read_text(encoding="utf-8"))["model_config"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{card_path}: no usable ALBEF model_config ({exc})") from None
-    return load_strict(build_albef(cfg), weights)
+    return load_from_card(weights, ALBEFConfig.from_dict, build_albef, "ALBEF model_config")
 
 
 def build_from_run(entry, path):
-    """Catalogue builder for ALBEF runs trained in the app."""
+    """Catalogue builder for ALBEF runs trained in the app, and (as build_from_resources) for
+    the built-in ALBEF under resources/checkpoints/."""
     return load_albef(path)
 
 
-def build_from_resources(entry, path):
-    """Catalogue builder for the built-in ALBEF under resources/checkpoints/."""
-    return load_albef(path)
+build_from_resources = build_from_run

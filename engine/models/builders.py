@@ -71,6 +71,28 @@ def load_strict(model, weights):
     return model.eval()
 
 
+def read_card(weights) -> dict:
+    """The card.json beside a weights file."""
+    card_path = Path(weights).with_name("card.json")
+    try:
+        return json.loads(card_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{card_path} is missing: a trained model needs its card to be rebuilt") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{card_path}: unreadable card ({exc})") from None
+
+
+def load_from_card(weights, parse, build, what: str = "model_config", section: str = "model_config"):
+    """A model trained here: `build(parse(card[section]))` from the card beside `weights`,
+    then those weights loaded strictly (load_strict). `what` names the section in errors."""
+    card = read_card(weights)
+    try:
+        cfg = parse(card[section])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{Path(weights).with_name('card.json')}: no usable {what} ({exc})") from None
+    return load_strict(build(cfg), weights)
+
+
 def _has_meta(model) -> bool:
     for m in model.modules():
         for t in list(m._parameters.values()) + list(m._buffers.values()) + list(vars(m).values()):

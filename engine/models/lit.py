@@ -14,7 +14,6 @@ at 100.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -24,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from engine.errors import ModelError
+from engine.models.locked import HoldsLocked
 
 #: exp(logit_scale) never exceeds this (CLIP's clamp: it keeps training stable).
 MAX_LOGIT_SCALE = math.log(100.0)
@@ -117,7 +117,7 @@ class _MiniLMTower(nn.Module):
         return self.encoder(**batch)
 
 
-class LiT(nn.Module):
+class LiT(HoldsLocked):
     """encode_image(N×1×28×28 normalised) and encode_text(list[str]) -> L2-normalised (N, D)."""
 
     def __init__(self, cfg: LiTConfig, text_tower: nn.Module | None):
@@ -131,23 +131,10 @@ class LiT(nn.Module):
         self.image_proj = nn.Linear(vcfg.embed_dim, cfg.embed_dim, bias=False)
         self.text_proj = nn.Linear(cfg.text_dim, cfg.embed_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.init_temperature)))
-        # A locked tower is held outside the module tree: it is neither trained nor saved
-        # (its weights come from its package), but it follows .to(device) (see _apply).
-        self._locked: tuple[nn.Module, ...] = ()
-        if text_tower is None:
-            self.text = None
-        elif cfg.lock_text:
-            self.text = None
-            text_tower.requires_grad_(False).eval()
-            self._locked = (text_tower,)
-        else:
-            self.text = text_tower
-
-    def _apply(self, fn, recurse=True):
-        super()._apply(fn, recurse)
-        for tower in self._locked:
-            tower._apply(fn, recurse)
-        return self
+        # A locked tower is neither trained nor saved (its weights come from its package).
+        self.text = None if text_tower is None or cfg.lock_text else text_tower
+        if text_tower is not None and cfg.lock_text:
+            self.lock(text_tower)
 
     @property
     def text_tower(self) -> nn.Module | None:
@@ -210,22 +197,15 @@ def build_lit(cfg: LiTConfig) -> LiT:
 
 def load_lit(weights: str | Path) -> LiT:
     """The model described by the card beside `weights`, with those weights, in eval mode."""
-    card_path = Path(weights).with_name("card.json")
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        cfg = LiTConfig.from_dict(card["model_config"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{card_path}: no usable CLIP model_config ({exc})") from None
-    from engine.models.builders import load_strict
+    from engine.models.builders import load_from_card
 
-    return load_strict(build_lit(cfg), weights)
+    return load_from_card(weights, LiTConfig.from_dict, build_lit, "CLIP model_config")
 
 
 def build_from_run(entry, path):
-    """Catalogue builder for CLIP/LiT runs trained in the app."""
+    """Catalogue builder for CLIP/LiT runs trained in the app, and (as build_from_resources)
+    for the built-in CLIP/LiT under resources/checkpoints/."""
     return load_lit(path)
 
 
-def build_from_resources(entry, path):
-    """Catalogue builder for the built-in CLIP/LiT under resources/checkpoints/."""
-    return load_lit(path)
+build_from_resources = build_from_run

@@ -114,32 +114,15 @@ def build_backbone(cfg: BackboneConfig, bn_splits: int = 1) -> nn.Module:
 
 def load_backbone(weights) -> nn.Module:
     """The backbone described by the card beside `weights` (a run folder or an export), eval mode."""
-    from safetensors.torch import load_file
+    from engine.models.builders import load_from_card
 
-    from engine.train.vit import read_card
-
-    card = read_card(weights)
-    try:
-        cfg = BackboneConfig(**card["backbone"])
-    except (KeyError, TypeError) as exc:
-        raise ModelError(f"{weights}: the card has no usable backbone section ({exc})") from None
-    model = build_backbone(cfg)
-    try:
-        state = load_file(str(weights))
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"{weights}: cannot read the weights ({exc})") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ModelError(f"{weights} does not match its card's backbone: missing {list(missing)[:5]}, "
-                         f"unexpected {list(unexpected)[:5]}")
-    return model.eval()
+    return load_from_card(weights, lambda d: BackboneConfig(**d), build_backbone, "backbone section", "backbone")
 
 
 def build_from_run(entry, path):
-    """Catalogue builder for SSL backbones trained here (family "ssl-backbone")."""
+    """Catalogue builder for SSL backbones trained here (family "ssl-backbone"), and (as
+    build_from_resources) for one exported to resources/checkpoints/."""
     return load_backbone(path)
 
 
-def build_from_resources(entry, path):
-    """Catalogue builder for an SSL backbone exported to resources/checkpoints/."""
-    return load_backbone(path)
+build_from_resources = build_from_run

@@ -113,7 +113,7 @@ def build_probe_from_run(entry, path):
 
     from engine import catalogue
     from engine.catalogue.load import build_model
-    from engine.train.vit import read_card
+    from engine.models.builders import read_card
 
     card = read_card(path)
     try:

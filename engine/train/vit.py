@@ -10,7 +10,6 @@ attention maps.)
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -89,43 +88,17 @@ def build_vit(cfg: ViTConfig):
         drop_path_rate=cfg.drop_path_rate)
 
 
-def read_card(weights: str | Path) -> dict:
-    """The card.json beside a weights file."""
-    card_path = Path(weights).with_name("card.json")
-    try:
-        return json.loads(card_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{card_path} is missing: a trained model needs its card to be rebuilt") from None
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{card_path}: unreadable card ({exc})") from None
-
-
 def load_trained(weights: str | Path):
     """The ViT described by the card beside `weights`, with those weights, in eval mode (CPU)."""
-    from safetensors.torch import load_file
+    from engine.models.builders import load_from_card
 
-    card = read_card(weights)
-    try:
-        cfg = ViTConfig.from_dict(card["model_config"])
-    except (KeyError, TypeError) as exc:
-        raise ModelError(f"{Path(weights).with_name('card.json')}: no usable model_config ({exc})") from None
-    model = build_vit(cfg)
-    try:
-        state = load_file(str(weights))
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"{weights}: cannot read the weights ({exc})") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ModelError(f"{weights} does not match its card's model: missing {list(missing)[:5]}, "
-                         f"unexpected {list(unexpected)[:5]}")
-    return model.eval()
+    return load_from_card(weights, ViTConfig.from_dict, build_vit)
 
 
 def build_from_run(entry, path):
-    """Catalogue builder for runs trained in the app (card.json beside model.safetensors)."""
+    """Catalogue builder for runs trained in the app (card.json beside model.safetensors), and
+    (as build_from_resources) for the built-in checkpoints under resources/checkpoints/."""
     return load_trained(path)
 
 
-def build_from_resources(entry, path):
-    """Catalogue builder for the built-in checkpoints under resources/checkpoints/."""
-    return load_trained(path)
+build_from_resources = build_from_run

@@ -150,11 +150,24 @@ class Recipe:
         """Load the data; a generator so long loads stay cancellable. Default: nothing."""
         return iter(())
 
+    #: An EpochOrder over the training samples, set by prepare(); the default steps_per_epoch()
+    #: and batches() deal its index batches, and batch() makes each one a training batch.
+    order = None
+
     def steps_per_epoch(self) -> int:
-        raise NotImplementedError
+        if self.order is None:
+            raise NotImplementedError
+        return self.order.batches_per_epoch
 
     def batches(self, epoch: int, start: int) -> Iterator[Any]:
         """The batches of `epoch` from batch `start`; a pure function of (seed, epoch, start)."""
+        if self.order is None:
+            raise NotImplementedError
+        for idx in self.order.batches(epoch, start):
+            yield self.batch(idx, epoch)
+
+    def batch(self, idx: np.ndarray, epoch: int) -> Any:
+        """What training_step() receives for these training-sample indices of `epoch`."""
         raise NotImplementedError
 
     @property

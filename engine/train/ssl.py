@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data import fashion_mnist
 from engine.data.augment import ViewSpec, two_views, view_spec_for
 from engine.data.loader import EpochOrder
-from engine.train.data_prep import (FASHION_MNIST_NAMES, channel_stats, decode_with_progress, read_fashion_mnist,
+from engine.train.data_prep import (FASHION_MNIST_NAMES, LabelledImages, channel_stats, decode_with_progress,
                                      slug, to_nchw)
 from engine.train.errors import TrainingError
 from engine.train.loop import Recipe, TrainConfig
@@ -65,7 +64,7 @@ class SSLConfig(TrainConfig):
             raise TrainingError("test_fraction must be in [0, 1)")
 
 
-class SSLRecipe(Recipe):
+class SSLRecipe(LabelledImages, Recipe):
     """Base for MoCo v2/v3, SimCLR and InstDisc: subclasses build `self.backbone` users and say what a
     step computes."""
 
@@ -77,11 +76,7 @@ class SSLRecipe(Recipe):
         cfg = self.config
         self.skipped: list = []
         if self.dataset.lower() in FASHION_MNIST_NAMES:
-            train, test = yield from read_fashion_mnist(self.download)
-            self.train_x, self.train_y = train.images[:, None], train.labels  # (N, 1, 28, 28)
-            self.test_x, self.test_y = test.images[:, None], test.labels
-            self.classes = train.classes
-            self.mean, self.std = (fashion_mnist.MEAN,), (fashion_mnist.STD,)
+            train = yield from self.read_labelled_fashion_mnist(channel_axis=True)
             self.dataset_info = {"name": "fashion-mnist", "source": train.source, "kind": "fashion-mnist"}
         else:
             yield from self._prepare_folder(Path(self.dataset))
@@ -142,16 +137,13 @@ class SSLRecipe(Recipe):
     def has_monitor(self) -> bool:
         return self.train_y is not None and self.test_x is not None and len(self.test_x) > 0
 
-    def steps_per_epoch(self) -> int:
-        return self.order.batches_per_epoch
 
     def total_steps(self) -> int:
         cfg = self.config
         return cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * self.steps_per_epoch()
 
-    def batches(self, epoch: int, start: int):
-        for idx in self.order.batches(epoch, start):
-            yield self._x[idx]
+    def batch(self, idx, epoch: int):
+        return self._x[idx]
 
     # ---------------------------------------------------------------- model
     def backbone_config(self):

@@ -25,10 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from engine.data import captions as fm_captions
-from engine.data import fashion_mnist
 from engine.data.loader import EpochOrder, step_generator
 from engine.train.classify_eval import classification_metrics
-from engine.train.data_prep import (FASHION_MNIST_NAMES, channel_stats, decode_with_progress, read_fashion_mnist,
+from engine.train.data_prep import (FASHION_MNIST_NAMES, LabelledImages, channel_stats, decode_with_progress,
                                      slug, to_nchw)
 from engine.train.errors import TrainingError
 from engine.train.loop import Recipe, TrainConfig
@@ -101,7 +100,7 @@ class LiTTrainConfig(CLIPConfig):
     lr: float = 2e-3  # only the image side learns: a small ViT takes the same rate as supervised
 
 
-class CLIPRecipe(Recipe):
+class CLIPRecipe(LabelledImages, Recipe):
     name = "clip"
     Config = CLIPConfig
 
@@ -109,11 +108,7 @@ class CLIPRecipe(Recipe):
     def prepare(self):
         cfg = self.config
         if self.dataset.lower() in FASHION_MNIST_NAMES:
-            train, test = yield from read_fashion_mnist(self.download)
-            self.classes = train.classes
-            self.train_x, self.train_y = train.images, train.labels
-            self.test_x, self.test_y = test.images, test.labels
-            self.mean, self.std = (fashion_mnist.MEAN,), (fashion_mnist.STD,)
+            train = yield from self.read_labelled_fashion_mnist()
             self.dataset_info = {"name": "fashion-mnist", "source": train.source,
                                  "captions": "built-in templates x paraphrases (engine/data/captions.py)"}
             self.captions = FashionMNISTCaptions()
@@ -121,14 +116,11 @@ class CLIPRecipe(Recipe):
             self.train_caption = self.test_caption = None
         else:
             yield from self._prepare_folder(Path(self.dataset))
-        if cfg.train_limit:
-            self.train_x, self.train_y = self.train_x[:cfg.train_limit], self.train_y[:cfg.train_limit]
-            if self.train_caption is not None:
-                self.train_caption = self.train_caption[:cfg.train_limit]
-        if cfg.test_limit:
-            self.test_x, self.test_y = self.test_x[:cfg.test_limit], self.test_y[:cfg.test_limit]
-            if self.test_caption is not None:
-                self.test_caption = self.test_caption[:cfg.test_limit]
+        self.apply_limits()
+        if cfg.train_limit and self.train_caption is not None:
+            self.train_caption = self.train_caption[:cfg.train_limit]
+        if cfg.test_limit and self.test_caption is not None:
+            self.test_caption = self.test_caption[:cfg.test_limit]
         self.train_x = np.ascontiguousarray(to_nchw(self.train_x))  # (N, C, H, W)
         self.test_x = np.ascontiguousarray(to_nchw(self.test_x))
         self.order = EpochOrder(len(self.train_y), min(cfg.batch_size, len(self.train_y)), cfg.seed)
@@ -171,13 +163,8 @@ class CLIPRecipe(Recipe):
             self._epoch_captions = (epoch, self.captions.draw(self.train_y, self.config.seed, epoch))
         return self._epoch_captions[1]
 
-    def steps_per_epoch(self) -> int:
-        return self.order.batches_per_epoch
-
-    def batches(self, epoch: int, start: int):
-        ids = self._caption_ids(epoch)
-        for idx in self.order.batches(epoch, start):
-            yield self._x[idx], ids[idx]
+    def batch(self, idx, epoch: int):
+        return self._x[idx], self._caption_ids(epoch)[idx]
 
     # ---------------------------------------------------------------- model
     def model_config(self):

@@ -67,12 +67,11 @@ class InstDiscRecipe(SSLRecipe):
     def parameters(self):
         return self.instdisc.encoder.parameters()
 
-    def batches(self, epoch: int, start: int):
+    def batch(self, idx, epoch: int):
         """(indices, images): the bank needs to know which images the batch holds."""
         import torch
 
-        for idx in self.order.batches(epoch, start):
-            yield torch.from_numpy(idx).to(self.device), self._x[idx]
+        return torch.from_numpy(idx).to(self.device), self._x[idx]
 
     def training_step(self, batch, step: int):
         from engine.data.augment import random_view

@@ -132,12 +132,8 @@ class MAERecipe(Recipe):
         self.dataset_info = {"name": root.name, "source": str(root.resolve()), "kind": "unlabelled-folder"}
         return data.skipped
 
-    def steps_per_epoch(self) -> int:
-        return self.order.batches_per_epoch
-
-    def batches(self, epoch: int, start: int):
-        for idx in self.order.batches(epoch, start):
-            yield self._x[idx]
+    def batch(self, idx, epoch: int):
+        return self._x[idx]
 
     # ---------------------------------------------------------------- model
     def build(self) -> None:

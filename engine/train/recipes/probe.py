@@ -29,7 +29,8 @@ from engine.data import fashion_mnist
 from engine.data.loader import EpochOrder, step_generator
 from engine.jobs import Progress
 from engine.train.classify_eval import classification_metrics, classify_in_chunks
-from engine.train.data_prep import FASHION_MNIST_NAMES, decode_with_progress, read_fashion_mnist, slug, to_nchw
+from engine.train.data_prep import (FASHION_MNIST_NAMES, LabelledImages, decode_with_progress, held_out_split,
+                                     labels_reference, slug, to_nchw)
 from engine.train.errors import TrainingError
 from engine.train.loop import Recipe, TrainConfig
 
@@ -83,7 +84,7 @@ def labelled_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarra
     return np.sort(np.concatenate(keep))
 
 
-class LinearProbeRecipe(Recipe):
+class LinearProbeRecipe(LabelledImages, Recipe):
     name = "linear_probe"
     Config = ProbeConfig
     mode = "linear_probe"
@@ -105,18 +106,12 @@ class LinearProbeRecipe(Recipe):
         self.in_chans = 1 if pp.grayscale else 3
         self.input_size = int(pp.input_size)
         if self.dataset.lower() in FASHION_MNIST_NAMES:
-            train, test = yield from read_fashion_mnist(self.download)
-            self.classes = train.classes
-            self.train_x, self.train_y = train.images[:, None], train.labels  # (N, 1, 28, 28)
-            self.test_x, self.test_y = test.images[:, None], test.labels
+            train = yield from self.read_labelled_fashion_mnist(channel_axis=True)
             self.labels_name = fashion_mnist.LABELS
             self.dataset_info = {"name": "fashion-mnist", "source": train.source}
         else:
             yield from self._prepare_folder(Path(self.dataset))
-        if cfg.train_limit:
-            self.train_x, self.train_y = self.train_x[:cfg.train_limit], self.train_y[:cfg.train_limit]
-        if cfg.test_limit:
-            self.test_x, self.test_y = self.test_x[:cfg.test_limit], self.test_y[:cfg.test_limit]
+        self.apply_limits()
         keep = labelled_subset(self.train_y, cfg.label_fraction, cfg.seed)
         self.train_x, self.train_y = np.ascontiguousarray(self.train_x[keep]), self.train_y[keep]
         self.test_x = np.ascontiguousarray(self.test_x)
@@ -144,18 +139,7 @@ class LinearProbeRecipe(Recipe):
         scan = scan_class_folders(root)
         data = yield from decode_with_progress(scan, cfg.image_size or self.input_size, self.in_chans == 1)
         images = to_nchw(data.images)  # (N, C, S, S)
-        rng = np.random.default_rng([cfg.seed, 0xC1A55])
-        test = np.zeros(len(images), bool)
-        for c in range(len(scan.classes)):
-            idx = np.flatnonzero(data.labels == c)
-            k = min(len(idx) - 1, max(1, int(round(cfg.test_fraction * len(idx))))) if len(idx) >= 2 else 0
-            if cfg.test_fraction > 0:
-                test[rng.permutation(idx)[:k]] = True
-        if not test.any():
-            test[:] = True  # nothing to hold out: evaluate on the training images
-            train = np.ones_like(test)
-        else:
-            train = ~test
+        train, test = held_out_split(data.labels, len(scan.classes), cfg.test_fraction, cfg.seed)
         self.classes = scan.classes
         self.train_x, self.train_y = images[train], data.labels[train]
         self.test_x, self.test_y = images[test], data.labels[test]
@@ -205,12 +189,8 @@ class LinearProbeRecipe(Recipe):
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def steps_per_epoch(self) -> int:
-        return self.order.batches_per_epoch
-
-    def batches(self, epoch: int, start: int):
-        for idx in self.order.batches(epoch, start):
-            yield self._train_inputs[idx], self._y[idx]
+    def batch(self, idx, epoch: int):
+        return self._train_inputs[idx], self._y[idx]
 
     # ---------------------------------------------------------------- model
     def build(self) -> None:
@@ -262,12 +242,7 @@ class LinearProbeRecipe(Recipe):
     def catalogue(self, run_name: str, run_dir) -> dict:
         from dataclasses import asdict
 
-        labels = self.labels_name
-        if labels is None:
-            labels_file = Path(run_dir) / "labels.txt"
-            if not labels_file.exists():
-                labels_file.write_text("".join(c + "\n" for c in self.classes), encoding="utf-8")
-            labels = str(labels_file.with_suffix("").resolve())
+        labels = labels_reference(self.labels_name, self.classes, run_dir)
         what = "linear probe" if self.mode == "linear_probe" else "fine-tuned"
         pct = f"{100 * self.config.label_fraction:g}%"
         return {

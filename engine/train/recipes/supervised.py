@@ -13,8 +13,8 @@ import numpy as np
 from engine.data import fashion_mnist
 from engine.data.loader import EpochOrder, step_generator
 from engine.train.classify_eval import classification_metrics, classify_in_chunks
-from engine.train.data_prep import (FASHION_MNIST_NAMES, channel_stats, decode_with_progress, read_fashion_mnist,
-                                     slug, to_nchw)
+from engine.train.data_prep import (FASHION_MNIST_NAMES, LabelledImages, channel_stats, decode_with_progress,
+                                     held_out_split, labels_reference, slug, to_nchw)
 from engine.train.errors import TrainingError
 from engine.train.loop import Recipe, TrainConfig
 from engine.train.vit import PRESETS, ViTConfig, vit_config
@@ -50,7 +50,7 @@ class SupervisedConfig(TrainConfig):
             raise TrainingError("test_fraction must be in [0, 1)")
 
 
-class SupervisedRecipe(Recipe):
+class SupervisedRecipe(LabelledImages, Recipe):
     name = "supervised"
     Config = SupervisedConfig
 
@@ -58,20 +58,13 @@ class SupervisedRecipe(Recipe):
     def prepare(self):
         cfg = self.config
         if self.dataset.lower() in FASHION_MNIST_NAMES:
-            train, test = yield from read_fashion_mnist(self.download)
-            self.classes = train.classes
-            self.train_x, self.train_y = train.images, train.labels
-            self.test_x, self.test_y = test.images, test.labels
-            self.mean, self.std = (fashion_mnist.MEAN,), (fashion_mnist.STD,)
+            train = yield from self.read_labelled_fashion_mnist()
             self.labels_name = fashion_mnist.LABELS
             self.dataset_info = {"name": "fashion-mnist", "source": train.source}
             self.skipped: list = []
         else:
             yield from self._prepare_folder(Path(self.dataset))
-        if cfg.train_limit:
-            self.train_x, self.train_y = self.train_x[:cfg.train_limit], self.train_y[:cfg.train_limit]
-        if cfg.test_limit:
-            self.test_x, self.test_y = self.test_x[:cfg.test_limit], self.test_y[:cfg.test_limit]
+        self.apply_limits()
         self.train_x = np.ascontiguousarray(to_nchw(self.train_x))  # (N, C, H, W)
         self.test_x = np.ascontiguousarray(to_nchw(self.test_x))
         self.order = EpochOrder(len(self.train_y), cfg.batch_size, cfg.seed)
@@ -89,25 +82,7 @@ class SupervisedRecipe(Recipe):
                                 f"({', '.join(FASHION_MNIST_NAMES[:1])}) nor an existing folder")
         scan = scan_class_folders(root)
         data = yield from decode_with_progress(scan, cfg.image_size or 32, cfg.grayscale)
-        # A held-out share of every class, fixed by the seed (at least one image per class
-        # when a class has two or more).
-        rng = np.random.default_rng([cfg.seed, 0xC1A55])
-        test_idx = []
-        for c in range(len(scan.classes)):
-            idx = np.flatnonzero(data.labels == c)
-            k = int(round(cfg.test_fraction * len(idx)))
-            if cfg.test_fraction > 0 and len(idx) >= 2:
-                k = min(max(1, k), len(idx) - 1)
-            else:
-                k = 0
-            test_idx.extend(rng.permutation(idx)[:k].tolist())
-        test_mask = np.zeros(len(data.labels), bool)
-        test_mask[test_idx] = True
-        if not test_mask.any():  # nothing to hold out: evaluate on the training images
-            test_mask[:] = True
-            train_mask = np.ones_like(test_mask)
-        else:
-            train_mask = ~test_mask
+        train_mask, test_mask = held_out_split(data.labels, len(scan.classes), cfg.test_fraction, cfg.seed)
         self.classes = data.classes
         self.train_x, self.train_y = data.images[train_mask], data.labels[train_mask]
         self.test_x, self.test_y = data.images[test_mask], data.labels[test_mask]
@@ -117,12 +92,8 @@ class SupervisedRecipe(Recipe):
         self.skipped = data.skipped
         self.dataset_info = {"name": root.name, "source": str(root.resolve()), "kind": "class-folders"}
 
-    def steps_per_epoch(self) -> int:
-        return self.order.batches_per_epoch
-
-    def batches(self, epoch: int, start: int):
-        for idx in self.order.batches(epoch, start):
-            yield self._x[idx], self._y[idx]
+    def batch(self, idx, epoch: int):
+        return self._x[idx], self._y[idx]
 
     # ---------------------------------------------------------------- model
     def model_config(self) -> ViTConfig:
@@ -205,14 +176,7 @@ class SupervisedRecipe(Recipe):
                 "classes": list(self.classes)}
 
     def catalogue(self, run_name: str, run_dir) -> dict:
-        labels = self.labels_name
-        if labels is None:
-            # Class names of a folder dataset live in the run folder; engine.resources.labels
-            # joins an absolute path onto resources/labels/ as that path.
-            labels_file = Path(run_dir) / "labels.txt"
-            if not labels_file.exists():
-                labels_file.write_text("".join(c + "\n" for c in self.classes), encoding="utf-8")
-            labels = str(labels_file.with_suffix("").resolve())
+        labels = labels_reference(self.labels_name, self.classes, run_dir)
         vc = self.vit_config
         grayscale = vc.in_chans == 1
         return {

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.data import captions as fm_captions
-from engine.data import fashion_mnist
 from engine.data.loader import EpochOrder, step_generator
 from engine.jobs import Progress
+from engine.train.data_prep import LabelledImages
 from engine.train.errors import TrainingError
 from engine.train.loop import Recipe, TrainConfig
 from engine.train.recipes.clip import FashionMNISTCaptions
@@ -46,7 +46,7 @@ class UnclipConfig(TrainConfig):
             raise TrainingError("cond_drop must be in [0, 1)")
 
 
-class _UnclipRecipe(Recipe):
+class _UnclipRecipe(LabelledImages, Recipe):
     """Fashion-MNIST, its captions and their CLIP embeddings."""
 
     dataset_kinds = ("fashion-mnist",)  # the built-in captions are Fashion-MNIST's
@@ -59,16 +59,8 @@ class _UnclipRecipe(Recipe):
         if self.dataset.lower() not in FASHION_MNIST_NAMES:
             raise TrainingError(f"the unCLIP recipes train on fashion-mnist with its built-in captions, "
                                 f"not {self.dataset!r}")
-        yield Progress(None, "reading Fashion-MNIST")
-        train = fashion_mnist.load_fashion_mnist("train", download=self.download)
-        test = fashion_mnist.load_fashion_mnist("test")
-        self.classes = train.classes
-        self.train_x, self.train_y = train.images, train.labels
-        self.test_x, self.test_y = test.images, test.labels
-        if cfg.train_limit:
-            self.train_x, self.train_y = self.train_x[:cfg.train_limit], self.train_y[:cfg.train_limit]
-        if cfg.test_limit:
-            self.test_x, self.test_y = self.test_x[:cfg.test_limit], self.test_y[:cfg.test_limit]
+        train = yield from self.read_labelled_fashion_mnist()
+        self.apply_limits()
         yield Progress(None, f"loading {cfg.clip_model}")
         clip, entry, weights = load_clip(cfg.clip_model)
         self.clip_entry = entry
@@ -84,9 +76,6 @@ class _UnclipRecipe(Recipe):
                              "test_size": int(len(self.test_y)), "classes": list(self.classes),
                              "captions": "built-in templates x paraphrases (engine/data/captions.py)",
                              "clip_model": cfg.clip_model, "clip_sha256": entry.sha256}
-
-    def steps_per_epoch(self) -> int:
-        return self.order.batches_per_epoch
 
     def caption_ids(self, epoch: int) -> np.ndarray:
         if self._epoch_captions is None or self._epoch_captions[0] != epoch:
@@ -128,10 +117,8 @@ class PriorRecipe(_UnclipRecipe):
     name = "unclip_prior"
     Config = PriorTrainConfig
 
-    def batches(self, epoch: int, start: int):
-        caps = self.caption_ids(epoch)
-        for idx in self.order.batches(epoch, start):
-            yield idx, caps[idx]
+    def batch(self, idx, epoch: int):
+        return idx, self.caption_ids(epoch)[idx]
 
     def build(self) -> None:
         from engine.generate.diffusion import NoiseSchedule
@@ -256,9 +243,8 @@ class DecoderRecipe(_UnclipRecipe):
     name = "unclip_decoder"
     Config = DecoderTrainConfig
 
-    def batches(self, epoch: int, start: int):
-        for idx in self.order.batches(epoch, start):
-            yield idx
+    def batch(self, idx, epoch: int):
+        return idx
 
     def build(self) -> None:
         import torch

@@ -12,7 +12,7 @@ from engine.models.albef import itc_targets, sample_hard_negatives
 from engine.train.checkpoint import RunFolder
 from engine.train.loop import train
 from engine.train.recipes import recipe_class
-from tests.engine.test_mae_recipe import drive
+from tests.engine.training import drive
 
 needs_fmnist = pytest.mark.skipif(not fashion_mnist.is_available(), reason="Fashion-MNIST is not installed")
 SMALL = {"train_limit": 64, "test_limit": 30, "batch_size": 16, "max_steps": 4, "queue_size": 32,

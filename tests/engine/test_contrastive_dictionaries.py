@@ -19,7 +19,8 @@ from engine.train.memory_bank import InstDisc, MemoryBank
 from engine.train.recipes.instdisc import InstDiscRecipe
 from engine.train.recipes.simclr import SimCLRRecipe
 from engine.train.simclr import SimCLR, nt_xent, positives_negatives
-from tests.engine.test_moco import Flat, one_thread, prepared, run_to_end, shapes  # noqa: F401  (fixtures)
+from tests.engine.test_moco import Flat, prepared, shapes  # noqa: F401  (fixtures)
+from tests.engine.training import drive, one_thread  # noqa: F401  (one_thread: autouse)
 
 TINY = {"width": 4, "batch_size": 8, "dim": 8, "image_size": 16, "grayscale": True, "log_every": 1, "knn_k": 5,
         "eval_batch_size": 16, "test_fraction": 0.25}
@@ -94,7 +95,7 @@ def test_instdisc_positive_is_the_own_entry_and_the_bank_gets_no_gradient():
 
 def test_instdisc_through_the_loop_writes_exactly_each_steps_batch(shapes, tmp_path):
     rec = prepared(InstDiscRecipe, shapes, **TINY_INSTDISC, max_steps=2)
-    run_to_end(train(rec, RunFolder(tmp_path / "run"), "cpu"))
+    drive(train(rec, RunFolder(tmp_path / "run"), "cpu"))
     fresh = prepared(InstDiscRecipe, shapes, **TINY_INSTDISC, max_steps=2)
     _seed_all(fresh.config.seed)  # the bank as the loop builds it, before any step
     fresh.build()
@@ -114,7 +115,7 @@ def test_instdisc_through_the_loop_writes_exactly_each_steps_batch(shapes, tmp_p
 def test_recipe_trains_and_resumes_bit_identically(cls, config, shapes, tmp_path):
     config = {**config, "max_steps": 8, "checkpoint_every": 4}
     straight = RunFolder(tmp_path / "straight")
-    result, partials = run_to_end(train(prepared(cls, shapes, **config), straight, "cpu"))
+    result, partials = drive(train(prepared(cls, shapes, **config), straight, "cpu"))
     assert result["status"] == "finished"
     records = [p for p in partials if p["kind"] == "train"]
     assert len(records) == 8 and all(np.isfinite(r["loss"]) for r in records)
@@ -134,7 +135,7 @@ def test_recipe_trains_and_resumes_bit_identically(cls, config, shapes, tmp_path
             gen.close()
             break
     assert stopped.read_card()["status"] == "stopped" and stopped.read_card()["step"] == 5
-    run_to_end(train(prepared(cls, shapes, **config), stopped, "cpu", resume=True))
+    drive(train(prepared(cls, shapes, **config), stopped, "cpu", resume=True))
     a = {r["step"]: r["loss"] for r in straight.read_metrics() if r["kind"] == "train"}
     b = {r["step"]: r["loss"] for r in stopped.read_metrics() if r["kind"] == "train"}
     assert sorted(b) == list(range(1, 9))

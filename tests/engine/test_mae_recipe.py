@@ -14,6 +14,7 @@ from engine.train.checkpoint import RunFolder
 from engine.train.loop import train
 from engine.train.recipes import recipe_class
 from engine.train.recipes.mae import MAERecipe
+from tests.engine.training import drive
 
 #: A 16-px MAE on a 4 x 4 grid: milliseconds a step.
 SMALL = {"embed_dim": 16, "depth": 1, "num_heads": 2, "decoder_embed_dim": 16, "decoder_depth": 1,
@@ -34,22 +35,6 @@ def folder(tmp_path_factory) -> str:
         Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(root / ("more" if i % 3 else ".") / f"{i}.png")
     (root / "broken.png").write_bytes(b"\x89PNG not really")  # skipped with its reason, never fatal
     return str(root)
-
-
-def drive(gen, stop_after_step: int | None = None):
-    """Run a training generator; returns (result or None, partial payloads)."""
-    partials = []
-    while True:
-        try:
-            item = next(gen)
-        except StopIteration as stop:
-            return stop.value, partials
-        if hasattr(item, "value"):
-            partials.append(item.value)
-            if stop_after_step is not None and item.value.get("kind") == "train" \
-                    and item.value["step"] >= stop_after_step:
-                gen.close()  # what the engine's cancel does
-                return None, partials
 
 
 def recipe(dataset: str, **config) -> MAERecipe:

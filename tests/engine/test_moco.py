@@ -10,13 +10,13 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image
 
 from engine.train.checkpoint import RunFolder
 from engine.train.loop import train
 from engine.train.moco import MoCo, MoCoV3, contrastive_loss_v3, cosine_momentum, info_nce, momentum_update
 from engine.train.recipes.moco_v2 import MoCoV2Recipe
 from engine.train.recipes.moco_v3 import MoCoV3Recipe
+from tests.engine.training import drive, one_thread, write_shapes  # noqa: F401  (one_thread: autouse)
 
 #: A MoCo v2 run that takes a few hundred milliseconds: width-4 ResNet, K = 24.
 TINY_V2 = {"width": 4, "batch_size": 8, "bn_splits": 2, "K": 24, "dim": 8, "image_size": 16, "grayscale": True,
@@ -28,14 +28,7 @@ TINY_V3 = {"embed_dim": 16, "depth": 1, "num_heads": 2, "patch_size": 4, "dim": 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory) -> str:
     """Class folders of 16×16 stripes, bars and checks with noise, 12 each."""
-    root = tmp_path_factory.mktemp("ssl-shapes")
-    rng = np.random.default_rng(1)
-    yy, xx = np.mgrid[0:16, 0:16]
-    for name, pattern in {"stripes": (yy // 2) % 2, "bars": (xx // 2) % 2, "checks": ((yy // 4) + (xx // 4)) % 2}.items():
-        (root / name).mkdir()
-        for i in range(12):
-            Image.fromarray((pattern * 180 + rng.integers(0, 60, (16, 16))).astype(np.uint8)).save(root / name / f"{i}.png")
-    return str(root)
+    return write_shapes(tmp_path_factory.mktemp("ssl-shapes"), per_class=12, seed=1)
 
 
 class Flat(nn.Module):
@@ -48,26 +41,6 @@ class Flat(nn.Module):
 
     def forward(self, x):
         return self.fc(x.flatten(1))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: these models are tiny, and on a shared CPU more threads only wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def run_to_end(gen):
-    partials = []
-    while True:
-        try:
-            item = next(gen)
-        except StopIteration as stop:
-            return stop.value, partials
-        if hasattr(item, "value"):
-            partials.append(item.value)
 
 
 def prepared(cls, dataset, **config):
@@ -164,7 +137,7 @@ def test_moco_v3_loss_is_symmetric_and_scaled_by_2T():
 def test_moco_v2_resumes_exactly_with_its_queue_and_key_encoder(shapes, tmp_path):
     config = {**TINY_V2, "max_steps": 8, "checkpoint_every": 4}
     straight = RunFolder(tmp_path / "straight")
-    result, partials = run_to_end(train(prepared(MoCoV2Recipe, shapes, **config), straight, "cpu"))
+    result, partials = drive(train(prepared(MoCoV2Recipe, shapes, **config), straight, "cpu"))
     assert result["status"] == "finished"
     train_records = [p for p in partials if p["kind"] == "train"]
     assert len(train_records) == 8 and all(np.isfinite(r["loss"]) for r in train_records)
@@ -181,7 +154,7 @@ def test_moco_v2_resumes_exactly_with_its_queue_and_key_encoder(shapes, tmp_path
             gen.close()
             break
     assert stopped.read_card()["status"] == "stopped" and stopped.read_card()["step"] == 5
-    run_to_end(train(prepared(MoCoV2Recipe, shapes, **config), stopped, "cpu", resume=True))
+    drive(train(prepared(MoCoV2Recipe, shapes, **config), stopped, "cpu", resume=True))
     a = {r["step"]: r["loss"] for r in straight.read_metrics() if r["kind"] == "train"}
     b = {r["step"]: r["loss"] for r in stopped.read_metrics() if r["kind"] == "train"}
     assert sorted(b) == list(range(1, 9))
@@ -197,7 +170,7 @@ def test_finished_ssl_run_is_an_ssl_backbone_in_the_catalogue(shapes, tmp_path, 
     from engine.paths import runs_dir
 
     rec = prepared(MoCoV3Recipe, shapes, **TINY_V3, max_steps=3)
-    result, _ = run_to_end(train(rec, RunFolder(runs_dir() / "v3-tiny"), "cpu"))
+    result, _ = drive(train(rec, RunFolder(runs_dir() / "v3-tiny"), "cpu"))
     assert result["status"] == "finished" and 0.0 <= result["metrics"]["knn_acc"] <= 1.0
     assert not any(p.requires_grad for p in rec.backbone.patch_embed.parameters())  # frozen random projection
     entry = catalogue.get("run-v3-tiny")
@@ -214,14 +187,14 @@ def test_two_views_preview_for_fashion_mnist_or_a_folder(shapes):
 
     assert detect_kind(shapes) == "classes" and detect_kind("fashion-mnist") == "fashion-mnist"
     dataset = "fashion-mnist" if fashion_mnist.is_available() else shapes
-    preview, _ = run_to_end(preview_job(None, dataset, recipe="moco_v2", count=6, config={"image_size": 16}))
+    preview, _ = drive(preview_job(None, dataset, recipe="moco_v2", count=6, config={"image_size": 16}))
     assert len(preview.images) == len(preview.views) == len(preview.texts) == 6
     for image, (v1, v2) in zip(preview.images, preview.views):
         assert image.dtype == v1.dtype == v2.dtype == np.uint8 and v1.shape == v2.shape == image.shape
         assert not np.array_equal(v1, v2)  # two different augmentations of the same image
-    again, _ = run_to_end(preview_job(None, dataset, recipe="moco_v2", count=6, config={"image_size": 16}))
+    again, _ = drive(preview_job(None, dataset, recipe="moco_v2", count=6, config={"image_size": 16}))
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(preview.views, again.views))  # seeded
-    plain, _ = run_to_end(preview_job(None, shapes, recipe="supervised", count=3))
+    plain, _ = drive(preview_job(None, shapes, recipe="supervised", count=3))
     assert plain.views == [] and set(plain.texts) <= {"stripes", "bars", "checks"} and plain.kind == "classes"
 
 

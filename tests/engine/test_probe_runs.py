@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from engine.paths import runs_dir
 from engine.train.checkpoint import RunFolder, tensors_from_file
@@ -20,6 +19,7 @@ from engine.train.errors import TrainingError
 from engine.train.jobs import train_job
 from engine.train.recipes.probe import labelled_subset
 from engine.train.runs import INTERRUPTED, effective_status, list_runs, mark_active, mark_inactive
+from tests.engine.training import drive, one_thread, write_shapes  # noqa: F401  (one_thread: autouse)
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_MOCO = {"width": 4, "batch_size": 8, "bn_splits": 2, "K": 16, "dim": 8, "image_size": 16, "grayscale": True,
@@ -31,32 +31,13 @@ class Ctx:
     models = None
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("probe-shapes")
-    rng = np.random.default_rng(2)
-    yy, xx = np.mgrid[0:16, 0:16]
-    for name, pattern in {"stripes": (yy // 2) % 2, "bars": (xx // 2) % 2, "checks": ((yy // 4) + (xx // 4)) % 2}.items():
-        (root / name).mkdir()
-        for i in range(10):
-            Image.fromarray((pattern * 180 + rng.integers(0, 60, (16, 16))).astype(np.uint8)).save(root / name / f"{i}.png")
-    return str(root)
+    return write_shapes(tmp_path_factory.mktemp("probe-shapes"), per_class=10, seed=2)
 
 
 def run_to_end(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return drive(gen)[0]
 
 
 # ------------------------------------------------------------------------------ probe / fine-tune

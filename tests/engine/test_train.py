@@ -27,6 +27,7 @@ from engine.train.checkpoint import RunFolder
 from engine.train.errors import TrainingError
 from engine.train.loop import WarmupCosine, train
 from engine.train.recipes.supervised import SupervisedRecipe
+from tests.engine.training import drive, write_shapes
 
 REPO = Path(__file__).resolve().parents[2]
 needs_fmnist = pytest.mark.skipif(
@@ -41,28 +42,7 @@ TINY = {"embed_dim": 16, "depth": 1, "num_heads": 2, "patch_size": 4, "batch_siz
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory) -> str:
     """A class-folder dataset: stripes, bars and checks, 12 noisy 16×16 images each."""
-    root = tmp_path_factory.mktemp("shapes")
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:16, 0:16]
-    patterns = {"stripes": (yy // 2) % 2, "bars": (xx // 2) % 2, "checks": ((yy // 4) + (xx // 4)) % 2}
-    for name, pattern in patterns.items():
-        (root / name).mkdir()
-        for i in range(12):
-            img = pattern * 180 + rng.integers(0, 60, (16, 16))
-            Image.fromarray(img.astype(np.uint8)).save(root / name / f"{i}.png")
-    return str(root)
-
-
-def run_to_end(gen):
-    """Drive a training generator; return (its result, the Partial payloads)."""
-    partials = []
-    while True:
-        try:
-            item = next(gen)
-        except StopIteration as stop:
-            return stop.value, partials
-        if hasattr(item, "value"):
-            partials.append(item.value)
+    return write_shapes(tmp_path_factory.mktemp("shapes"), per_class=12, seed=0)
 
 
 def make_recipe(cls, dataset: str, **config):
@@ -87,7 +67,7 @@ def test_schedule_warms_up_linearly_then_follows_a_cosine():
 
 def test_learning_rate_logged_per_step_follows_the_schedule(shapes, tmp_path):
     rec = make_recipe(SupervisedRecipe, shapes, max_steps=6, warmup_steps=2, lr=1e-2, min_lr=0.0)
-    run_to_end(train(rec, RunFolder(tmp_path / "run"), "cpu"))
+    drive(train(rec, RunFolder(tmp_path / "run"), "cpu"))
     logged = [r["lr"] for r in RunFolder(tmp_path / "run").read_metrics() if r["kind"] == "train"]
     s = WarmupCosine(1e-2, 0.0, 2, 6)
     assert logged == pytest.approx([s(i) for i in range(6)])
@@ -111,7 +91,7 @@ class LoudRecipe(SupervisedRecipe):
 
 def test_gradient_clipping_clips(shapes, tmp_path):
     rec = make_recipe(LoudRecipe, shapes, max_steps=3, grad_clip=0.5)
-    run_to_end(train(rec, RunFolder(tmp_path / "run"), "cpu"))
+    drive(train(rec, RunFolder(tmp_path / "run"), "cpu"))
     before = [r["grad_norm"] for r in RunFolder(tmp_path / "run").read_metrics() if r["kind"] == "train"]
     assert min(before) > 100  # the unclipped norm, as logged
     assert max(rec.applied) == pytest.approx(0.5, rel=1e-4)  # what AdamW actually saw
@@ -158,7 +138,7 @@ def test_nan_loss_raises_training_error_naming_the_step_and_saves_nothing_corrup
     run = RunFolder(tmp_path / "nan")
     rec = make_recipe(NanAtStep3, shapes, max_steps=10, checkpoint_every=1)
     with pytest.raises(TrainingError, match="step 3") as err:
-        run_to_end(train(rec, run, "cpu"))
+        drive(train(rec, run, "cpu"))
     assert err.value.step == 3 and "nan" in str(err.value)
     card = run.read_card()
     assert card["status"] == "failed" and "step 3" in card["error"]
@@ -183,7 +163,7 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(shapes, tmp_path, 
 
     monkeypatch.setattr(checkpoint, "_write_synced", write)
     with pytest.raises(TrainingError, match="disk full") as err:
-        run_to_end(train(rec, run, "cpu"))
+        drive(train(rec, run, "cpu"))
     assert calls["n"] == 1 and "step-000000002" in str(err.value) and "intact" in str(err.value)
     assert [p.name for p in run.checkpoints()] == ["step-000000002"]
     assert not any(p.name.startswith(".tmp") for p in (run.path / "checkpoints").iterdir())
@@ -231,7 +211,7 @@ def test_resume_after_kill_9_gives_the_same_losses_as_an_uninterrupted_run(shape
 
     straight = RunFolder(tmp_path / "straight")
     rec = make_recipe(SupervisedRecipe, shapes, **config)
-    run_to_end(train(rec, straight, "cpu"))
+    drive(train(rec, straight, "cpu"))
 
     def losses(run):
         return {r["step"]: r["loss"] for r in run.read_metrics() if r["kind"] == "train"}
@@ -250,13 +230,13 @@ def test_resume_refuses_changed_settings(shapes, tmp_path):
         device = "cpu"
 
     run_dir = tmp_path / "short"
-    run_to_end(train_job(Ctx(), "supervised", shapes, {**TINY, "max_steps": 2}, run_dir=str(run_dir)))
+    drive(train_job(Ctx(), "supervised", shapes, {**TINY, "max_steps": 2}, run_dir=str(run_dir)))
     with pytest.raises(TrainingError, match="already holds a run"):
-        run_to_end(train_job(Ctx(), "supervised", shapes, {**TINY, "max_steps": 2}, run_dir=str(run_dir)))
+        drive(train_job(Ctx(), "supervised", shapes, {**TINY, "max_steps": 2}, run_dir=str(run_dir)))
     with pytest.raises(TrainingError, match="lr"):
-        run_to_end(train_job(Ctx(), "supervised", shapes, {"lr": 0.5}, resume=str(run_dir)))
+        drive(train_job(Ctx(), "supervised", shapes, {"lr": 0.5}, resume=str(run_dir)))
     with pytest.raises(TrainingError, match="already finished"):
-        run_to_end(train_job(Ctx(), "supervised", shapes, {}, resume=str(run_dir)))
+        drive(train_job(Ctx(), "supervised", shapes, {}, resume=str(run_dir)))
 
 
 def test_unknown_settings_are_refused_with_the_known_ones():

@@ -13,27 +13,17 @@ from safetensors.torch import load_file
 from engine.data import fashion_mnist
 from engine.train.checkpoint import RunFolder
 from engine.train.loop import train
+from tests.engine.training import drive
 
 needs_fmnist = pytest.mark.skipif(not fashion_mnist.is_available(),
                                   reason="Fashion-MNIST is not installed: apt install dataset-fashion-mnist")
 pytestmark = needs_fmnist
 
 
-def run_to_end(gen):
-    partials = []
-    while True:
-        try:
-            item = next(gen)
-        except StopIteration as stop:
-            return stop.value, partials
-        if item is not None and hasattr(item, "value"):
-            partials.append(item.value)
-
-
 def prepare_and_train(recipe, path):
     for _ in recipe.prepare():
         pass
-    return run_to_end(train(recipe, RunFolder(path), "cpu", command="test"))
+    return drive(train(recipe, RunFolder(path), "cpu", command="test"))
 
 
 def test_a_tiny_lit_trains_and_its_weights_hold_no_text_tower(tmp_path):

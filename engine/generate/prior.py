@@ -15,12 +15,13 @@ each component has roughly unit variance, like the diffusion noise.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from engine.configs import reject_unknown_keys
 from engine.errors import ModelError
 from engine.generate.diffusion import NoiseSchedule, ddim_iter, guided, timestep_embedding
 
@@ -40,10 +41,7 @@ class PriorConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PriorConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ModelError(f"unknown prior config keys: {', '.join(sorted(unknown))}")
+        reject_unknown_keys(cls, d, "prior")
         cfg = cls(**d)
         if cfg.kind not in PRIOR_KINDS:
             raise ModelError(f"unknown prior kind {cfg.kind!r}; choose one of {', '.join(PRIOR_KINDS)}")

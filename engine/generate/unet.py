@@ -11,13 +11,13 @@ self-attention) → back up with skip connections.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from engine.errors import ModelError
+from engine.configs import reject_unknown_keys
 from engine.generate.diffusion import timestep_embedding
 
 
@@ -38,10 +38,7 @@ class UNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ModelError(f"unknown U-Net config keys: {', '.join(sorted(unknown))}")
+        reject_unknown_keys(cls, d, "U-Net")
         d = dict(d)
         if "channels" in d:
             d["channels"] = tuple(d["channels"])

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from engine.configs import reject_unknown_keys
 from engine.errors import ModelError
 from engine.models.locked import HoldsLocked
 
@@ -51,9 +52,7 @@ class ALBEFConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ALBEFConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ModelError(f"unknown ALBEF config keys: {', '.join(sorted(unknown))}")
+        reject_unknown_keys(cls, d, "ALBEF")
         return cls(**d)
 
 

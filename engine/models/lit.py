@@ -15,13 +15,14 @@ at 100.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from engine.configs import reject_unknown_keys
 from engine.errors import ModelError
 from engine.models.locked import HoldsLocked
 
@@ -56,10 +57,7 @@ class LiTConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LiTConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ModelError(f"unknown LiT config keys: {', '.join(sorted(unknown))}")
+        reject_unknown_keys(cls, d, "LiT")
         return cls(**d)
 
 

@@ -10,9 +10,10 @@ attention maps.)
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from engine.configs import reject_unknown_keys
 from engine.errors import ModelError
 
 
@@ -39,10 +40,7 @@ class ViTConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ViTConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ModelError(f"unknown ViT config keys: {', '.join(sorted(unknown))}")
+        reject_unknown_keys(cls, d, "ViT")
         return cls(**d)
 
 

@@ -61,18 +61,29 @@ class LiTConfig:
         return cls(**d)
 
 
-def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor):
+def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor, gather=None,
+              offset: int = 0):
     """CLIP's symmetric InfoNCE over the N×N similarity matrix.
 
     image_emb, text_emb: (N, D) L2-normalised; row i of each is a matching pair.
     Returns (loss, logits_per_image) with logits_per_image[i, j] = scale · <image_i, text_j>.
     The loss is the mean of the cross-entropy over rows (image → its text) and over
     columns (text → its image); the positives are the diagonal.
+
+    Under torchrun, `gather` (engine.train.distributed.gather_with_grad) brings every rank's
+    rows and `offset` says where this rank's start: this rank's n rows are scored against all
+    B (open_clip's "local loss"), so the negatives are the whole global batch.
     """
     scale = logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
-    logits_per_image = scale * image_emb @ text_emb.t()  # N x N
-    labels = torch.arange(len(image_emb), device=image_emb.device)
-    loss = 0.5 * (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_image.t(), labels))
+    if gather is None:
+        logits_per_image = scale * image_emb @ text_emb.t()  # N x N
+        labels = torch.arange(len(image_emb), device=image_emb.device)
+        loss = 0.5 * (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_image.t(), labels))
+        return loss, logits_per_image
+    logits_per_image = scale * image_emb @ gather(text_emb).t()  # n x B
+    logits_per_text = scale * text_emb @ gather(image_emb).t()  # n x B
+    labels = offset + torch.arange(len(image_emb), device=image_emb.device)
+    loss = 0.5 * (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_text, labels))
     return loss, logits_per_image
 
 

@@ -3,7 +3,10 @@
 Every rank builds the same model from the same seed, reads the same global batch order
 (engine.data.loader.EpochOrder) and keeps its own slice of each batch. After backward
 the gradients are averaged across ranks, so N ranks with batch B/N each take exactly the
-step one process takes with batch B: runs stay resumable and comparable across N.
+step one process takes with batch B: runs stay resumable and comparable across N. Losses
+whose negatives are the batch (CLIP/LiT, SimCLR, MoCo v3) gather every rank's rows so they see
+the same negatives; queues (MoCo v2, ALBEF) and the memory bank take every rank's keys. BN
+layers still normalise per rank (no SyncBN), so BN backbones match one process only closely.
 Only rank 0 evaluates and writes checkpoints, cards and metrics.
 
 We average gradients ourselves (bucketed all-reduce) rather than wrap the model in
@@ -153,3 +156,58 @@ def all_gather_concat(tensor):
     parts = [torch.empty_like(tensor) for _ in range(_current.world)]
     tdist.all_gather(parts, tensor.contiguous())
     return torch.cat(parts, dim=0)
+
+
+def gather_with_grad(tensor):
+    """Every rank's rows in rank order, with the gradient flowing back to each rank's own rows.
+
+    For losses whose negatives are the whole batch (CLIP, SimCLR): each rank scores its own rows
+    against all B; the backward sums, over ranks, the gradient every rank's loss sends to these
+    rows. With average_gradients dividing by the world size, N ranks then take exactly the
+    step of one process on the full batch. (torch.distributed.nn's all_gather needs
+    reduce_scatter or all_to_all in its backward, which gloo lacks; an all-reduce works on both.)
+    """
+    if _current is None:
+        return tensor
+    return _GatherWithGrad.apply(tensor)
+
+
+def row_offset(n_local: int) -> int:
+    """Where this rank's rows start in a gathered batch of n_local rows per rank."""
+    return 0 if _current is None else _current.rank * n_local
+
+
+def _gather_function():
+    import torch
+    import torch.distributed as tdist
+
+    class GatherWithGrad(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, tensor):
+            parts = [torch.empty_like(tensor) for _ in range(_current.world)]
+            tdist.all_gather(parts, tensor.contiguous())
+            ctx.rows = tensor.shape[0]
+            return torch.cat(parts, dim=0)
+
+        @staticmethod
+        def backward(ctx, grad):
+            grad = grad.contiguous().clone()
+            tdist.all_reduce(grad)
+            start = _current.rank * ctx.rows
+            return grad[start:start + ctx.rows]
+
+    return GatherWithGrad
+
+
+class _Lazy:
+    """Builds the autograd Function on first use, so importing this module never imports torch."""
+
+    _fn = None
+
+    def apply(self, tensor):
+        if _Lazy._fn is None:
+            _Lazy._fn = _gather_function()
+        return _Lazy._fn.apply(tensor)
+
+
+_GatherWithGrad = _Lazy()

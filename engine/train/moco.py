@@ -48,15 +48,20 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, T: float):
     return F.cross_entropy(logits, labels), logits, l_pos, l_neg
 
 
-def contrastive_loss_v3(q: torch.Tensor, k: torch.Tensor, T: float):
+def contrastive_loss_v3(q: torch.Tensor, k: torch.Tensor, T: float, gather=None, offset: int = 0):
     """MoCo v3's in-batch loss for one direction: CE(q·kᵀ/T, arange N) · 2T.
 
     q, k: (N, C), normalised here. Returns (loss, logits (N, N) before the 1/T scale).
+    Under torchrun the keys of every rank are the negatives, as in MoCo v3's code: `gather`
+    (engine.train.distributed.all_gather_concat; keys carry no gradient) brings them, and
+    `offset` is where this rank's rows start, so logits are (n, B).
     """
     q = F.normalize(q, dim=1)
     k = F.normalize(k, dim=1)
+    if gather is not None:
+        k = gather(k)
     logits = q @ k.t()  # N x N: the diagonal holds the positives
-    labels = torch.arange(q.shape[0], device=q.device)
+    labels = offset + torch.arange(q.shape[0], device=q.device)
     return F.cross_entropy(logits / T, labels) * (2 * T), logits
 
 
@@ -183,15 +188,15 @@ class MoCoV3(nn.Module):
     def _update_momentum_encoder(self, m: float) -> None:
         momentum_update(self.encoder_k, self.encoder_q, m)
 
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor):
-        """-> (loss, logits (N, N) of q1·k2ᵀ, for monitoring)."""
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor, gather=None, offset: int = 0):
+        """-> (loss, logits (N, N) of q1·k2ᵀ, for monitoring). gather/offset: contrastive_loss_v3."""
         q1 = self.predictor(self.encoder_q(x1)).float()
         q2 = self.predictor(self.encoder_q(x2)).float()
         with torch.no_grad():
             k1 = self.encoder_k(x1).float()
             k2 = self.encoder_k(x2).float()
-        loss1, logits = contrastive_loss_v3(q1, k2, self.T)
-        loss2, _ = contrastive_loss_v3(q2, k1, self.T)
+        loss1, logits = contrastive_loss_v3(q1, k2, self.T, gather, offset)
+        loss2, _ = contrastive_loss_v3(q2, k1, self.T, gather, offset)
         return loss1 + loss2, logits
 
 

@@ -197,7 +197,10 @@ class ALBEFRecipe(CLIPRecipe):
     def after_step(self, step: int) -> None:
         self.model.clamp_temperature()
         self.momentum.update(self.model)
-        self.momentum.enqueue(*self._feats)
+        from engine.train.distributed import all_gather_concat
+
+        # Every rank's momentum features, as ALBEF's concat_all_gather: the queues stay equal.
+        self.momentum.enqueue(*(all_gather_concat(t) for t in self._feats))
         self._feats = None
 
     def live_view(self, step: int) -> dict | None:

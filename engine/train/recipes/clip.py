@@ -211,6 +211,7 @@ class CLIPRecipe(LabelledImages, Recipe):
         import torch
 
         from engine.models.lit import clip_loss
+        from engine.train import distributed
 
         x, caption_ids = batch
         if self.config.flip:
@@ -223,11 +224,17 @@ class CLIPRecipe(LabelledImages, Recipe):
         else:
             feats = self.model.text_features([self.texts[i] for i in caption_ids])
         text_emb = self.model.encode_text_features(feats)
-        loss, logits = clip_loss(image_emb.float(), text_emb.float(), self.model.logit_scale)
+        ids = torch.as_tensor(np.asarray(caption_ids), device=self.device)
+        if distributed.current() is None:
+            loss, logits = clip_loss(image_emb.float(), text_emb.float(), self.model.logit_scale)
+            all_ids = ids
+        else:  # the whole global batch is every rank's negatives, as in one process
+            loss, logits = clip_loss(image_emb.float(), text_emb.float(), self.model.logit_scale,
+                                     gather=distributed.gather_with_grad, offset=distributed.row_offset(len(ids)))
+            all_ids = distributed.all_gather_concat(ids)
         self._last_logits = logits.detach()[:16, :16]
         # A duplicate caption in the batch is as right as the diagonal one.
-        ids = torch.as_tensor(caption_ids, device=logits.device)
-        acc = (ids[logits.argmax(1)] == ids).float().mean()
+        acc = (all_ids[logits.argmax(1)] == ids).float().mean()
         return loss, {"batch_acc": float(acc), "temperature": float(1.0 / self.model.logit_scale.detach().exp())}
 
     def after_step(self, step: int) -> None:

@@ -72,14 +72,23 @@ class MoCoV3Recipe(SSLRecipe):
     def training_step(self, batch, step: int):
         import torch
 
+        from engine.train import distributed
+
         x1, x2 = self.views(batch, step_generator(self.config.seed, step))
-        loss, logits = self.moco(x1, x2)
+        offset = distributed.row_offset(len(x1))
+        if distributed.current() is None:
+            loss, logits = self.moco(x1, x2)
+        else:  # every rank's keys are negatives, as in MoCo v3's concat_all_gather
+            loss, logits = self.moco(x1, x2, distributed.all_gather_concat, offset)
         with torch.no_grad():
             logits = logits.detach()
-            n = logits.shape[0]
-            diag = logits.diagonal()
-            off = logits[~torch.eye(n, dtype=torch.bool, device=logits.device)]
-            acc = (logits.argmax(1) == torch.arange(n, device=logits.device)).float().mean()
+            n, cols = logits.shape
+            rows = torch.arange(n, device=logits.device)
+            positive = torch.zeros(n, cols, dtype=torch.bool, device=logits.device)
+            positive[rows, offset + rows] = True  # (n, B) under torchrun: this rank's block
+            diag = logits[positive]
+            off = logits[~positive]
+            acc = (logits.argmax(1) == offset + rows).float().mean()
         self._last = (diag.detach(), off.detach())
         return loss, {"acc": float(acc), "pos_sim": float(diag.mean()), "neg_sim": float(off.mean()),
                       "momentum": self.momentum}

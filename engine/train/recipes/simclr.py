@@ -61,10 +61,14 @@ class SimCLRRecipe(SSLRecipe):
     def training_step(self, batch, step: int):
         import torch
 
+        from engine.train import distributed
         from engine.train.simclr import positives_negatives
 
         x1, x2 = self.views(batch, step_generator(self.config.seed, step))
-        loss, sim, target = self.simclr(x1, x2)
+        if distributed.current() is None:
+            loss, sim, target = self.simclr(x1, x2)
+        else:  # every rank's views are negatives, as in one process
+            loss, sim, target = self.simclr(x1, x2, distributed.gather_with_grad, distributed.row_offset(len(x1)))
         with torch.no_grad():
             pos, neg, acc = positives_negatives(sim.detach(), target)
         self._last = (pos, neg)

@@ -36,7 +36,9 @@ RECIPE_TITLES = {"supervised": "Supervised ViT", "moco_v2": "MoCo v2 (self-super
                  "instdisc": "InstDisc (self-supervised, memory bank)", "linear_probe": "Linear probe of a backbone",
                  "finetune": "Fine-tune a backbone", "mae": "MAE pretraining", "clip": "CLIP (image-text)",
                  "lit": "LiT (locked text tower)", "albef": "ALBEF (align before fuse: ITC + ITM)",
-                 "unclip_prior": "unCLIP prior", "unclip_decoder": "unCLIP decoder"}
+                 "unclip_prior": "unCLIP prior", "unclip_decoder": "unCLIP decoder",
+                 "pseudo_label": "Pseudo-labels (self-training on unlabelled images)",
+                 "vilt": "ViLT (one transformer over words and patches: ITM)"}
 #: Panels a model can be sent to from the runs list ("Use in…").
 PANEL_TITLES = {"classify": "Classify", "attention": "Attention", "mae": "MAE", "search": "Search",
                 "generate": "Generate", "match": "Match",

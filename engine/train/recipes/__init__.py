@@ -20,6 +20,7 @@ RECIPES: dict[str, str] = {
     "unclip_prior": "engine.train.recipes.unclip:PriorRecipe",
     "unclip_decoder": "engine.train.recipes.unclip:DecoderRecipe",
     "mae": "engine.train.recipes.mae:MAERecipe",
+    "pseudo_label": "engine.train.recipes.pseudo_label:PseudoLabelRecipe",
 }
 
 

@@ -1,5 +1,6 @@
 """Live training curves with pyqtgraph: loss, metric, learning rate, throughput, and for
-MoCo the positive/negative similarity histograms and queue fill (InstDisc: bank fill).
+MoCo the positive/negative similarity histograms and queue fill (InstDisc: bank fill); for
+pseudo-labelling the per-class counts of the pseudo-labels and their accuracy and coverage.
 
 Each run shown is a series with its own colour; its curves are created once and updated
 with setData from bounded buffers on a timer (4 Hz), never rebuilt per record. Records
@@ -18,6 +19,9 @@ MAX_POINTS = 5000
 METRICS = (("accuracy", "test accuracy"), ("knn_acc", "kNN accuracy"), ("zero_shot_accuracy", "zero-shot accuracy"),
            ("recall_at_1", "recall@1"), ("masked_mse", "hidden-patch MSE"))
 HIST_BINS = 40
+SSL_TITLE = "Contrastive: instance accuracy · <span style='font-style:italic'>queue / bank fill (dotted)</span>"
+#: Pseudo-labelling's per-round lines (eval records), drawn in the bottom-right plot.
+PSEUDO_LINES = ("pseudo_label_accuracy", "pseudo_label_coverage")
 
 
 class Series:
@@ -73,8 +77,7 @@ class LivePlots(QWidget):
         self.plots["throughput"].setTitle("samples / s")
         self.plots["similarity"].setTitle("Contrastive: cosine similarity of <span style='color:#2ca02c'>positives"
                                           "</span> vs <span style='color:#d62728'>negatives</span>")
-        self.plots["ssl"].setTitle("Contrastive: instance accuracy · "
-                                   "<span style='font-style:italic'>queue / bank fill (dotted)</span>")
+        self.plots["ssl"].setTitle(SSL_TITLE)
         for key in ("loss", "metric", "lr", "throughput", "ssl"):
             self.plots[key].setLabel("bottom", "step")
         self.plots["similarity"].setLabel("bottom", "cosine similarity")
@@ -100,6 +103,10 @@ class LivePlots(QWidget):
         self.sim_image.setLookupTable(pg.colormap.get("inferno").getLookupTable(nPts=256))
         self.sim_image.hide()
         self.plots["similarity"].addItem(self.sim_image)
+        # Pseudo-labelling: how many pseudo-labels each class has (bars)
+        self.pseudo_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#3b7dd8")
+        self.pseudo_bars.hide()
+        self.plots["similarity"].addItem(self.pseudo_bars)
         self._ssl_rows(False)
         self.timer = QTimer(self)
         self.timer.setInterval(250)
@@ -127,6 +134,9 @@ class LivePlots(QWidget):
         """The similarity plot back to MoCo's histograms (after a CLIP run drew its matrix)."""
         p = self.plots["similarity"]
         self.sim_image.hide()
+        self.pseudo_bars.hide()
+        p.getAxis("bottom").setTicks(None)
+        self.plots["ssl"].setTitle(SSL_TITLE)
         p.enableAutoRange()
         p.setAspectLocked(False)
         p.invertY(False)
@@ -169,13 +179,36 @@ class LivePlots(QWidget):
             self.show_similarity_matrix(matrix)
         sims = record.get("similarities")
         if isinstance(sims, dict):
-            if self.sim_image.isVisible():
+            if self.sim_image.isVisible() or self.pseudo_bars.isVisible():
                 self._moco_view()
             self.hist_pos.setData(self.hist_edges, np.asarray(sims.get("positive", []), float))
             self.hist_neg.setData(self.hist_edges, np.asarray(sims.get("negative", []), float))
             self._ssl_rows(True)
         if "queue_fill" in record or "pos_sim" in record:
             self._ssl_rows(True)
+        counts = record.get("pseudo_label_counts")
+        if counts is not None:
+            names = record.get("pseudo_label_classes") or list(record.get("per_class") or {})
+            self.show_pseudo_counts(np.asarray(counts, float), [str(n) for n in names])
+
+    def show_pseudo_counts(self, counts: np.ndarray, classes: list[str]) -> None:
+        """Pseudo-labelling: the per-class counts of the pseudo-labels (one easy class taking
+        most of them is the classic failure), beside their accuracy and coverage per round."""
+        p = self.plots["similarity"]
+        self.hist_pos.setData([], [])
+        self.hist_neg.setData([], [])
+        self.sim_image.hide()
+        x = np.arange(len(counts))
+        self.pseudo_bars.setOpts(x=x, height=counts, width=0.8)
+        self.pseudo_bars.show()
+        names = classes if len(classes) == len(counts) else [str(i) for i in x]
+        p.getAxis("bottom").setTicks([[(i, n[:7]) for i, n in enumerate(names)]])
+        p.setTitle(f"Pseudo-labels per class ({int(counts.sum()):,} in all)")
+        p.setLabel("bottom", "")
+        p.enableAutoRange()
+        self.plots["ssl"].setTitle("Pseudo-labels per round: accuracy vs true labels · "
+                                   "<span style='font-style:italic'>coverage of the pool (dotted)</span>")
+        self._ssl_rows(True)
 
     def show_similarity_matrix(self, matrix: np.ndarray) -> None:
         """CLIP's softmax over the batch's texts for each image: learning lights up the diagonal."""
@@ -252,6 +285,12 @@ class LivePlots(QWidget):
                 if field in s.train and ("queue_fill" in s.train or "pos_sim" in s.train):
                     xs, ys = zip(*s.train[field])
                     self._curve(s, "ssl", field, style).setData(np.asarray(xs), np.asarray(ys))
+            for field, style in zip(PSEUDO_LINES, (pg.QtCore.Qt.PenStyle.SolidLine, dot)):
+                if field in s.eval:
+                    xs, ys = zip(*s.eval[field])
+                    curve = self._curve(s, "ssl", field, style)
+                    curve.setData(np.asarray(xs), np.asarray(ys))
+                    curve.setSymbol("o")  # one point per round
 
     # ------------------------------------------------------------------ for tests and the panel
     def points(self, name: str, field: str = "loss") -> list[tuple[float, float]]:

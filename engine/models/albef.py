@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from engine.configs import reject_unknown_keys
 from engine.errors import ModelError
-from engine.models.locked import HoldsLocked
+from engine.models.locked import LockedMiniLM, build_minilm
 
 
 @dataclass(frozen=True)
@@ -101,12 +101,16 @@ class CrossAttention(nn.Module):
         self.save_attention = False
         self.attention: torch.Tensor | None = None  # (N, heads, T, 1+L)
 
-    def forward(self, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, text: torch.Tensor, image: torch.Tensor, key_pad: torch.Tensor | None = None) -> torch.Tensor:
+        """key_pad (N, 1+L) bool: keys to ignore (ViLT passes its sequence twice, padding and all)."""
         N, T, W = text.shape
         h, d = self.heads, W // self.heads
         q = self.q(text).view(N, T, h, d).transpose(1, 2)  # (N, h, T, d)
         k, v = self.kv(image).view(N, image.shape[1], 2, h, d).permute(2, 0, 3, 1, 4)  # each (N, h, 1+L, d)
-        attn = (q @ k.transpose(-2, -1) / math.sqrt(d)).softmax(-1)  # (N, h, T, 1+L)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (N, h, T, 1+L)
+        if key_pad is not None:
+            scores = scores.masked_fill(key_pad[:, None, None, :], float("-inf"))
+        attn = scores.softmax(-1)
         if self.save_attention:
             attn.retain_grad()
             self.attention = attn
@@ -176,7 +180,7 @@ class Unimodal(nn.Module):
         return embeds, F.normalize(self.text_proj(mean_pool(embeds, mask)), dim=-1)
 
 
-class ALBEF(HoldsLocked):
+class ALBEF(LockedMiniLM):
     def __init__(self, cfg: ALBEFConfig, minilm: nn.Module | None):
         super().__init__()
         self.config = cfg
@@ -192,18 +196,6 @@ class ALBEF(HoldsLocked):
     def grid(self) -> tuple[int, int]:
         side = self.unimodal.vit_config.img_size // self.unimodal.vit_config.patch_size
         return side, side
-
-    def minilm_tokens(self, texts: list[str]):
-        """MiniLM's token states (N, T, 384) float, mask (N, T) bool, and the tokenizer's
-        encoding (word ids for per-word maps)."""
-        if not self._locked:
-            raise ModelError("this ALBEF model was loaded without its MiniLM text encoder")
-        enc = self._locked[0]
-        batch = enc.tokenize(list(texts))
-        device = next(enc.parameters()).device
-        with torch.no_grad():
-            out = enc.model(**{k: v.to(device) for k, v in batch.items()})[0].float()
-        return out, batch["attention_mask"].to(device).bool(), batch
 
     def fuse(self, text_embeds, text_mask, image_embeds) -> torch.Tensor:
         """-> ITM logits (N, 2) from the fused [CLS] text token."""
@@ -254,13 +246,6 @@ class Momentum(nn.Module):
 
 
 # ---------------------------------------------------------------------------- building
-def build_minilm() -> nn.Module:
-    from engine.catalogue import get
-    from engine.catalogue.load import build_model
-
-    return build_model(get("minilm-l6-v2"))
-
-
 def build_albef(cfg: ALBEFConfig, with_text: bool = True) -> ALBEF:
     return ALBEF(cfg, build_minilm() if with_text else None)
 

@@ -1,7 +1,10 @@
-"""Pretrained parts a model uses but neither trains nor saves (MiniLM in LiT and ALBEF)."""
+"""Pretrained parts a model uses but neither trains nor saves (MiniLM in LiT, ALBEF and ViLT)."""
 from __future__ import annotations
 
+import torch
 from torch import nn
+
+from engine.errors import ModelError
 
 
 class HoldsLocked(nn.Module):
@@ -19,3 +22,27 @@ class HoldsLocked(nn.Module):
         for m in self._locked:
             m._apply(fn, recurse)
         return self
+
+
+class LockedMiniLM(HoldsLocked):
+    """A model whose text side reads the locked MiniLM's token states (ALBEF, ViLT)."""
+
+    def minilm_tokens(self, texts: list[str]):
+        """MiniLM's token states (N, T, 384) float, mask (N, T) bool, and the tokenizer's
+        encoding (word ids for per-word maps)."""
+        if not self._locked:
+            raise ModelError(f"this {type(self).__name__} model was loaded without its MiniLM text encoder")
+        enc = self._locked[0]
+        batch = enc.tokenize(list(texts))
+        device = next(enc.parameters()).device
+        with torch.no_grad():
+            out = enc.model(**{k: v.to(device) for k, v in batch.items()})[0].float()
+        return out, batch["attention_mask"].to(device).bool(), batch
+
+
+def build_minilm() -> nn.Module:
+    """The catalogue's MiniLM (minilm-l6-v2), to be locked."""
+    from engine.catalogue import get
+    from engine.catalogue.load import build_model
+
+    return build_model(get("minilm-l6-v2"))

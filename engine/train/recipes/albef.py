@@ -74,7 +74,7 @@ class ALBEFRecipe(CLIPRecipe):
     # ---------------------------------------------------------------- data
     def prepare(self):
         if self.dataset.lower() not in FASHION_MNIST_NAMES:
-            raise TrainingError("albef trains on fashion-mnist (its evaluation uses the class prompts)")
+            raise TrainingError(f"{self.name} trains on fashion-mnist (its evaluation uses the class prompts)")
         yield from super().prepare()
         self.dataset_info["caption_noise"] = self.config.caption_noise
 
@@ -105,13 +105,17 @@ class ALBEFRecipe(CLIPRecipe):
                            init_temperature=cfg.init_temperature)
 
     def build(self) -> None:
-        import torch
-
         from engine.models.albef import Momentum, build_albef
 
         self.albef_config = self.model_config()
         self.model = build_albef(self.albef_config).to(self.device)
         self.momentum = Momentum(self.model).to(self.device)
+        self.data_on_device()
+
+    def data_on_device(self) -> None:
+        """The images, normalisation and the caption set's MiniLM token states, on the device."""
+        import torch
+
         self._x = torch.from_numpy(self.train_x).to(self.device)
         self._test_x = torch.from_numpy(self.test_x).to(self.device)
         self._mean = torch.tensor(self.mean, device=self.device).view(1, -1, 1, 1)
@@ -142,10 +146,7 @@ class ALBEFRecipe(CLIPRecipe):
         cfg, model = self.config, self.model
         x, caption_ids = batch
         g = step_generator(cfg.seed, step)
-        if cfg.flip:
-            flip = (torch.rand(len(x), generator=g) < 0.5).to(x.device)
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        x = self.normalise(x)
+        x = self.normalise(self.flip(x, g))
         cls = self._caption_class[torch_index(caption_ids, self.device)]  # (N,) the caption's class
         image_embeds, image_feat = model.unimodal.image(x)
         (text_embeds, text_feat), text_mask = self._text(caption_ids, model.unimodal)
@@ -173,16 +174,8 @@ class ALBEFRecipe(CLIPRecipe):
         with torch.no_grad():
             neg_text, ok_t = sample_hard_negatives(sim_i2t[:, :N], same, g)
             neg_image, ok_i = sample_hard_negatives(sim_t2i[:, :N], same, g)
-        ok_t, ok_i = ok_t.nonzero().squeeze(1), ok_i.nonzero().squeeze(1)
-        # index_select, not t[idx]: the backward of t[idx] sums repeated rows with CPU atomics in
-        # no fixed order (a negative drawn twice), so two identical runs would drift apart by ~1e-7.
-        text_idx = torch.cat([neg_text[ok_t], ok_i])
-        image_idx = torch.cat([ok_t, neg_image[ok_i]])
-        text_pairs = torch.cat([text_embeds, text_embeds.index_select(0, text_idx)])
-        mask_pairs = torch.cat([text_mask, text_mask.index_select(0, text_idx)])
-        image_pairs = torch.cat([image_embeds, image_embeds.index_select(0, image_idx)])
-        itm_logits = model.fuse(text_pairs, mask_pairs, image_pairs)
-        itm_labels = torch.cat([torch.ones(N), torch.zeros(len(ok_t) + len(ok_i))]).long().to(x.device)
+        *pairs, itm_labels = itm_pairs(text_embeds, text_mask, image_embeds, (neg_text, ok_t), (neg_image, ok_i))
+        itm_logits = model.fuse(*pairs)
         loss_itm = F.cross_entropy(itm_logits, itm_labels)
 
         self._feats = (image_feat_m, text_feat_m, cls)
@@ -193,6 +186,15 @@ class ALBEFRecipe(CLIPRecipe):
                                      "batch_acc": float(itc_acc), "itm_acc": float(itm_acc),
                                      "temperature": float(temp.detach()), "alpha": alpha,
                                      "queue_fill": mom.queue_fill()}
+
+    def flip(self, x, g):
+        """Random horizontal flips (the step's generator: the same on resume)."""
+        import torch
+
+        if not self.config.flip:
+            return x
+        flip = (torch.rand(len(x), generator=g) < 0.5).to(x.device)
+        return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
     def after_step(self, step: int) -> None:
         self.model.clamp_temperature()
@@ -226,16 +228,19 @@ class ALBEFRecipe(CLIPRecipe):
         """P(match) for row-aligned (image, text) pairs."""
         return self.model.fuse(text_embeds, text_mask, image_embeds).softmax(-1)[:, 1]
 
+    def test_captions(self):
+        """Matched / mismatched test pairs: for each test image a caption of its class and one of another."""
+        cfg, n_cls = self.config, len(self.classes)
+        rng = np.random.default_rng([cfg.seed, 0x17E5])
+        other = (self.test_y + rng.integers(1, n_cls, size=len(self.test_y))) % n_cls
+        return self.captions.draw(self.test_y, cfg.seed, -1 % 2**31), self.captions.draw(other, cfg.seed, -2 % 2**31)
+
     def evaluate(self):
         import torch
 
         cfg, n_cls = self.config, len(self.classes)
         class_emb, (p_embeds, p_mask, p_owner) = self.class_embeddings()
-        # Matched / mismatched test pairs: each image with a caption of its class and of another.
-        rng = np.random.default_rng([cfg.seed, 0x17E5])
-        other = (self.test_y + rng.integers(1, n_cls, size=len(self.test_y))) % n_cls
-        true_caps = self.captions.draw(self.test_y, cfg.seed, -1 % 2**31)
-        wrong_caps = self.captions.draw(other, cfg.seed, -2 % 2**31)
+        true_caps, wrong_caps = self.test_captions()
         conf_itc = np.zeros((n_cls, n_cls), np.int64)
         conf_itm = np.zeros((n_cls, n_cls), np.int64)
         matched = mismatched = 0
@@ -280,17 +285,43 @@ class ALBEFRecipe(CLIPRecipe):
                 "classes": list(self.classes)}
 
     def catalogue(self, run_name: str, run_dir) -> dict:
+        return self.match_entry(
+            run_name, "ALBEF", "albef",
+            f"A tiny ALBEF trained here: ViT-{self.config.model} image encoder, locked MiniLM + one "
+            f"trainable text layer, {self.config.fusion_layers} fusion layers, ITC + ITM "
+            f"(alpha {self.config.alpha}, caption noise {self.config.caption_noise}).")
+
+    def match_entry(self, run_name: str, title: str, family: str, description: str) -> dict:
+        """The catalogue entry of a run for the Match panel (family `family`, module engine.models.<family>)."""
         side = int(self.train_x.shape[-1])
         return {
-            "id": f"run-{slug(run_name)}", "name": f"ALBEF on {self.dataset_info['name']} ({run_name})",
-            "family": "albef", "panels": ["match"],
-            "description": (f"A tiny ALBEF trained here: ViT-{self.config.model} image encoder, locked MiniLM + one "
-                            f"trainable text layer, {self.config.fusion_layers} fusion layers, ITC + ITM "
-                            f"(alpha {self.config.alpha}, caption noise {self.config.caption_noise})."),
-            "licence": "user", "builder": "engine.models.albef:build_from_run", "arch": "albef",
+            "id": f"run-{slug(run_name)}", "name": f"{title} on {self.dataset_info['name']} ({run_name})",
+            "family": family, "panels": ["match"], "description": description,
+            "licence": "user", "builder": f"engine.models.{family}:build_from_run", "arch": family,
             "preprocess": {"input_size": side, "resize": side, "mean": list(self.mean), "std": list(self.std),
                            "interpolation": "bilinear", "grayscale": self.train_x.shape[1] == 1},
         }
+
+
+def itm_pairs(text_embeds, text_mask, image_embeds, negative_texts, negative_images):
+    """ITM's pairs and labels: the N matched pairs, then each image with its negative caption and
+    each caption with its negative image (only the rows whose draw is valid).
+
+    negative_texts / negative_images: (index (N,), valid (N,)) from sample_hard_negatives.
+    -> (text pairs, their mask, image pairs, labels: 1 matched, 0 not)."""
+    import torch
+
+    (neg_text, ok_t), (neg_image, ok_i) = negative_texts, negative_images
+    ok_t, ok_i = ok_t.nonzero().squeeze(1), ok_i.nonzero().squeeze(1)
+    # index_select, not t[idx]: the backward of t[idx] sums repeated rows with CPU atomics in
+    # no fixed order (a negative drawn twice), so two identical runs would drift apart by ~1e-7.
+    text_idx = torch.cat([neg_text[ok_t], ok_i])
+    image_idx = torch.cat([ok_t, neg_image[ok_i]])
+    N = len(text_embeds)
+    labels = torch.cat([torch.ones(N), torch.zeros(len(ok_t) + len(ok_i))]).long().to(text_embeds.device)
+    return (torch.cat([text_embeds, text_embeds.index_select(0, text_idx)]),
+            torch.cat([text_mask, text_mask.index_select(0, text_idx)]),
+            torch.cat([image_embeds, image_embeds.index_select(0, image_idx)]), labels)
 
 
 def torch_index(ids, device):

@@ -1,7 +1,7 @@
 """Regenerate the README screenshots offscreen: `python docs/make_screenshots.py [panel ...]`.
 
 Each panel is shown with a real result (sample photos, real weights), then grabbed. With panel
-names (classify, attention, search, mae, train, generate, match) only those are made; classify
+names (classify, attention, search, mae, train, generate, match, match_vilt) only those are made; classify
 also makes models.png. A panel is shown before its result is asked for: panels run their first
 sample only once they are shown.
 """
@@ -42,7 +42,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     shots = {"classify": classify_screenshot, "attention": attention_screenshot, "search": search_screenshot,
              "mae": mae_screenshot, "train": train_screenshot, "generate": generate_screenshot,
-             "match": match_screenshot}
+             "match": match_screenshot, "match_vilt": match_vilt_screenshot}
     unknown = set(sys.argv[1:]) - set(shots)
     if unknown:
         raise SystemExit(f"no screenshot for {', '.join(sorted(unknown))}; choose from {', '.join(shots)}")
@@ -203,23 +203,34 @@ def generate_screenshot(app: QApplication, window, out: Path) -> None:
     print("wrote", out / "generate.png")
 
 
-def match_screenshot(app: QApplication, window, out: Path) -> None:
+def match_screenshot(app: QApplication, window, out: Path, model_id: str = "fmnist-albef-tiny",
+                     name: str = "match.png") -> None:
     """Match: the built-in tiny ALBEF on a Fashion-MNIST sneaker, class captions, one word's Grad-CAM."""
     panel = window.panels["match"]
     window.resize(1280, 900)
     window.tabs.setCurrentWidget(panel)
     wait(app, lambda: panel.samples is not None and len(panel.samples.paths()) > 6 and panel.results_shown, 120)
+    combo = panel.model_picker.combo
+    if panel.model_id() != model_id:
+        wait(app, lambda: combo.findData(model_id) >= 0 and panel.model_picker.is_ready(model_id), 60)
+        combo.setCurrentIndex(combo.findData(model_id))
     sneaker = next(p for p in panel.samples.paths() if "fashion-mnist" in p and p.endswith("test-00009.png"))
     panel.captions_edit.setPlainText("a photo of a sneaker.\na photo of a sandal.\na photo of an ankle boot.\n"
                                      "a photo of a t-shirt.\na black and white photo of a running shoe.")
     shown = panel.results_shown
     panel.set_image(sneaker)
-    wait(app, lambda: panel.results_shown > shown and panel.result.path == sneaker, 120)
+    wait(app, lambda: panel.results_shown > shown and panel.result.path == sneaker
+         and panel.result.model_id == model_id, 120)
     panel.table.selectRow(0)
     panel.word_group.buttons()[-2].click()  # the word "sneaker"
     settle(app, 40)
-    window.grab().save(str(out / "match.png"))
-    print("wrote", out / "match.png")
+    window.grab().save(str(out / name))
+    print("wrote", out / name)
+
+
+def match_vilt_screenshot(app: QApplication, window, out: Path) -> None:
+    """Match with the built-in tiny ViLT: ITM only (ITC columns "—"), one word's Grad-CAM."""
+    match_screenshot(app, window, out, "fmnist-vilt-tiny", "match_vilt.png")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 #: The families the panels understand.
 FAMILIES = ("classifier", "vit", "mae", "clip", "text-encoder", "ssl-backbone", "unclip-prior", "unclip-decoder",
-            "albef")
+            "albef", "vilt")
 
 
 @dataclass(frozen=True)

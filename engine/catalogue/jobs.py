@@ -23,6 +23,7 @@ FAMILY_PANELS = {
     "classifier": ("classify", "attention"), "vit": ("classify", "attention"), "mae": ("mae", "attention"),
     "clip": ("search", "attention", "generate"), "text-encoder": ("search",), "ssl-backbone": ("train",),
     "unclip-prior": ("generate",), "unclip-decoder": ("generate",), "albef": ("match",),
+    "vilt": ("match",),
 }
 
 _B = "engine.models.builders:"

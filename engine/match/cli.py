@@ -4,6 +4,7 @@
 Runs the same "match" job as the Match panel through the engine thread and ranks the
 captions by the fusion encoder's ITM match probability (the ITC similarity alongside).
 --word-maps writes each caption's per-word Grad-CAM overlays, as the panel shows them.
+ViLT models have no ITC: their similarity columns print "—" (null in --json).
 """
 from __future__ import annotations
 
@@ -19,13 +20,13 @@ from engine.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, run_one
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
     from engine.match.jobs import DEFAULT_ALBEF, MAX_CAPTIONS
 
-    p = sub.add_parser("match", parents=[common], help="score how well captions match an image (ALBEF)",
+    p = sub.add_parser("match", parents=[common], help="score how well captions match an image (ALBEF, ViLT)",
                        description="Align before fuse: the ITC similarity of the unimodal embeddings and the "
                                    "ITM match probability of the fusion encoder, for each caption, best first.")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("captions", nargs="+", metavar="CAPTION", help=f"one or more captions (at most {MAX_CAPTIONS})")
     p.add_argument("--model", default=DEFAULT_ALBEF, metavar="ID",
-                   help=f"an ALBEF model from the catalogue (default {DEFAULT_ALBEF}; see `models`)")
+                   help=f"an ALBEF or ViLT model from the catalogue (default {DEFAULT_ALBEF}; see `models`)")
     p.add_argument("--word-maps", metavar="DIR",
                    help="write each caption's per-word Grad-CAM overlays (and the whole caption's) as PNGs here")
     p.add_argument("--json", action="store_true", help="print one JSON object with every caption's scores")
@@ -52,6 +53,10 @@ def write_word_maps(res, folder: Path) -> list[list[str]]:
     return written
 
 
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
 def run(args) -> int:
     from engine.match.jobs import MAX_CAPTIONS
 
@@ -76,7 +81,7 @@ def run(args) -> int:
     ranked = sorted(range(len(res.captions)), key=lambda i: -res.captions[i].itm_probability)
     if args.json:
         rows = [{"index": i + 1, "text": c.text, "itm_probability": round(c.itm_probability, 6),
-                 "itc_similarity": round(c.itc_similarity, 6), "itc_probability": round(c.itc_probability, 6),
+                 "itc_similarity": _round(c.itc_similarity), "itc_probability": _round(c.itc_probability),
                  "words": list(c.words), "word_maps": files[i]} for i, c in ((i, res.captions[i]) for i in ranked)]
         print(json.dumps({"path": res.path, "model": res.model_id, "grid": list(res.grid), "layer": res.layer + 1,
                           "captions": rows, "word_maps": args.word_maps}))
@@ -85,7 +90,9 @@ def run(args) -> int:
     print(f"  {'ITM P(match)':>12}  {'ITC sim':>7}  {'ITC p':>6}  caption")
     for i in ranked:
         c = res.captions[i]
-        print(f"  {100 * c.itm_probability:11.1f}%  {c.itc_similarity:7.3f}  {100 * c.itc_probability:5.1f}%  {c.text}")
+        itc = "      —       —" if c.itc_similarity is None else \
+            f"{c.itc_similarity:7.3f}  {100 * c.itc_probability:5.1f}%"
+        print(f"  {100 * c.itm_probability:11.1f}%  {itc}  {c.text}")
     if args.word_maps:
         print(f"  wrote {sum(len(f) for f in files)} PNGs to {args.word_maps}")
     return EXIT_OK

@@ -12,6 +12,11 @@ attention, averaged over heads; a word's map is the mean of its word pieces' row
 read the first fusion layer by default: ITM reads the fused [CLS] token, and in the last
 layer the words' cross-attention rows can no longer reach it (their gradient is zero), which
 is why ALBEF reads a middle layer.
+
+ViLT models (family "vilt") have no separate embeddings, so no ITC: their captions get the
+ITM probability only (itc_* None), each caption a full pass of the one transformer over its
+words and the image patches. Their word maps are the same Grad-CAM on the text-to-patch
+block of a layer's self-attention.
 """
 from __future__ import annotations
 
@@ -32,8 +37,8 @@ MAX_CAPTIONS = 32
 @dataclass(frozen=True)
 class CaptionMatch:
     text: str
-    itc_similarity: float  # cosine of the unimodal embeddings, in [-1, 1]
-    itc_probability: float  # softmax of similarity / temperature over the given captions
+    itc_similarity: float | None  # cosine of the unimodal embeddings, in [-1, 1] (None: ViLT has none)
+    itc_probability: float | None  # softmax of similarity / temperature over the given captions
     itm_probability: float  # the fusion encoder's P(match)
     words: tuple[str, ...]
     word_maps: np.ndarray  # (n_words, gh, gw) float32: Grad-CAM per word, each divided by its peak
@@ -52,6 +57,7 @@ class MatchResult:
     layer: int  # the fusion layer whose cross-attention the maps read (0-based)
     seconds: float
     load_seconds: float = 0.0
+    family: str = "albef"  # "vilt": ITM only, no ITC
 
 
 class MatchError(PatchworkError):
@@ -72,32 +78,70 @@ def word_spans(word_ids: list[int | None]) -> list[list[int]]:
     return [spans[w] for w in sorted(spans)]
 
 
-def itm_gradcam(model, image_embeds, text_embeds, text_mask, layer: int = 0):
-    """ITM match probabilities (n,) and Grad-CAM rows (n, T, L) over the image patches.
+def attention_gradcam(attn_module, model, text_embeds, text_mask, image_embeds):
+    """ITM match probabilities (n,) and the Grad-CAM of `attn_module`'s attention (n, queries, keys):
+    the gradient of the match logit, its positive part times the attention, averaged over heads.
 
-    image_embeds (n, 1+L, W) is made a leaf that needs a gradient, so the graph exists even
-    when the weights are frozen."""
+    image_embeds is made a leaf that needs a gradient, so the graph exists even when the
+    weights are frozen."""
     import torch
 
-    attn_module = model.fusion[layer].cross_attn
     attn_module.save_attention = True
     try:
         with torch.enable_grad():
             image_embeds = image_embeds.detach().requires_grad_(True)
             logits = model.fuse(text_embeds.detach(), text_mask, image_embeds)  # (n, 2)
             logits[:, 1].sum().backward()
-            attn, grad = attn_module.attention, attn_module.attention.grad  # (n, h, T, 1+L)
-            cam = (grad.clamp(min=0) * attn).mean(1)[:, :, 1:]  # (n, T, L): patches only, not [CLS]
+            attn, grad = attn_module.attention, attn_module.attention.grad  # (n, h, queries, keys)
+            cam = (grad.clamp(min=0) * attn).mean(1)
         return logits.detach().softmax(-1)[:, 1], cam.detach()
     finally:
         attn_module.save_attention = False
         attn_module.attention = None
 
 
+def itm_gradcam(model, image_embeds, text_embeds, text_mask, layer: int = 0):
+    """ALBEF: ITM match probabilities (n,) and Grad-CAM rows (n, T, L) over the image patches
+    from fusion layer `layer`'s cross-attention (image_embeds (n, 1+L, W))."""
+    probs, cam = attention_gradcam(model.fusion[layer].cross_attn, model, text_embeds, text_mask, image_embeds)
+    return probs, cam[:, :, 1:]  # patches only, not [CLS]
+
+
+def vilt_gradcam(model, image, text, text_mask, layer: int = 0):
+    """ViLT: ITM match probabilities (n,) and Grad-CAM rows (n, T, L): the text-to-patch block of
+    layer `layer`'s self-attention over [text (T), patches (L)]."""
+    probs, cam = attention_gradcam(model.layers[layer].attn, model, text, text_mask, image)
+    T = text.shape[1]
+    return probs, cam[:, :T, T:]
+
+
+def _scores(model, family: str, x, captions: list[str], layer: int):
+    """(ITC cosine (n,) or None, ITC softmax (n,) or None, ITM P(match) (n,), Grad-CAM (n, T, L),
+    the tokenizer's encoding)."""
+    import torch
+
+    tokens, mask, batch = model.minilm_tokens(captions)
+    n = len(captions)
+    if family == "vilt":
+        T = min(tokens.shape[1], model.config.max_text_len)  # longer captions: the first word pieces only
+        with torch.no_grad():
+            text, image = model.embed_text(tokens[:, :T]), model.embed_image(x)  # (n, T, W), (1, L, W)
+        itm_prob, cam = vilt_gradcam(model, image.expand(n, -1, -1), text, mask[:, :T], layer)
+        return None, None, itm_prob, cam, batch
+    with torch.no_grad():
+        image_embeds, image_feat = model.unimodal.image(x)  # (1, 1+L, W), (1, D)
+        text_embeds, text_feat = model.unimodal.text_side(tokens, mask)
+        sim = (image_feat @ text_feat.t())[0]  # (n,) cosine
+        itc_prob = (sim / model.temp).softmax(0)
+    itm_prob, cam = itm_gradcam(model, image_embeds.expand(n, -1, -1), text_embeds, mask, layer)
+    return sim.tolist(), itc_prob.tolist(), itm_prob, cam, batch
+
+
 def match_job(ctx, path: str, captions: list[str], model_id: str = DEFAULT_ALBEF, layer: int = 0):
     import torch
 
     from engine.attention.overlay import overlay
+    from engine.catalogue import get
     from engine.catalogue.load import entry_of_family, timed_load
     from engine.images import open_image
     from engine.preprocess import to_input
@@ -109,23 +153,19 @@ def match_job(ctx, path: str, captions: list[str], model_id: str = DEFAULT_ALBEF
         raise MatchError(f"at most {MAX_CAPTIONS} captions at a time ({len(captions)} given)")
     yield Progress(None, "matching")
     t0 = time.perf_counter()
-    entry = entry_of_family(model_id, "albef", "an image-text fusion (ALBEF) model")
+    entry = get(model_id)
+    if entry.family != "vilt":
+        entry = entry_of_family(model_id, "albef", "an image-text fusion (ALBEF) model")
     pp = entry.preprocess
     img = open_image(path, draft=(pp.resize, pp.resize))  # a bad file fails before any model load
     model, load_seconds = timed_load(ctx, model_id)
     yield None
-    n_layers = len(model.fusion)
+    n_layers = len(model.layers if entry.family == "vilt" else model.fusion)
     if not -n_layers <= layer < n_layers:
         raise MatchError(f"layer {layer} out of range: the model has {n_layers} fusion layers")
     x = torch.from_numpy(to_input(img, pp)).unsqueeze(0).to(ctx.device)  # (1, C, S, S) normalised
-    with torch.no_grad():
-        image_embeds, image_feat = model.unimodal.image(x)  # (1, 1+L, W), (1, D)
-        tokens, mask, batch = model.minilm_tokens(captions)
-        text_embeds, text_feat = model.unimodal.text_side(tokens, mask)
-        sim = (image_feat @ text_feat.t())[0]  # (n,) cosine
-        itc_prob = (sim / model.temp).softmax(0)
+    sim, itc_prob, itm_prob, cam, batch = _scores(model, entry.family, x, captions, layer)
     n = len(captions)
-    itm_prob, cam = itm_gradcam(model, image_embeds.expand(n, -1, -1), text_embeds, mask, layer)
     gh, gw = model.grid
     cam = cam.float().cpu().numpy().reshape(n, cam.shape[1], gh, gw)  # (n, T, gh, gw)
 
@@ -139,7 +179,7 @@ def match_job(ctx, path: str, captions: list[str], model_id: str = DEFAULT_ALBEF
     out = []
     for i, text in enumerate(captions):
         tok = batch.tokens(i)
-        spans = word_spans(batch.word_ids(i))
+        spans = word_spans(batch.word_ids(i)[:cam.shape[1]])  # ViLT: word pieces past max_text_len unread
         words = tuple(model._locked[0].tokenizer.convert_tokens_to_string([tok[p] for p in s]) for s in spans)
         maps = np.stack([_peak_normalised(cam[i, s].mean(0)) for s in spans]) if spans else \
             np.zeros((0, gh, gw), np.float32)
@@ -147,13 +187,13 @@ def match_job(ctx, path: str, captions: list[str], model_id: str = DEFAULT_ALBEF
             np.zeros((gh, gw), np.float32)
         overlays = np.stack([overlay(image, m, smooth=False) for m in maps]) if spans else \
             np.zeros((0,) + image.shape, np.uint8)
-        out.append(CaptionMatch(text=text, itc_similarity=float(sim[i]), itc_probability=float(itc_prob[i]),
+        out.append(CaptionMatch(text=text, itc_similarity=sim and sim[i], itc_probability=itc_prob and itc_prob[i],
                                 itm_probability=float(itm_prob[i]), words=words, word_maps=maps,
                                 caption_map=whole, word_overlays=overlays,
                                 caption_overlay=overlay(image, whole, smooth=False)))
     return MatchResult(path=str(path), model_id=model_id, image=image, grid=(gh, gw), captions=tuple(out),
                        layer=layer % n_layers, seconds=time.perf_counter() - t0 - load_seconds,
-                       load_seconds=load_seconds)
+                       load_seconds=load_seconds, family=entry.family)
 
 
 def match_samples_job(ctx, count: int = 10):

@@ -50,3 +50,33 @@ def test_captions_scores_and_word_maps(window, qtbot):
     panel.match_button.click()
     qtbot.waitUntil(lambda: panel.error_label.isVisible(), timeout=30_000)
     assert "at least one caption" in panel.error_label.text()
+
+
+def test_vilt_model_scores_by_itm_only(window, qtbot):
+    """The built-in ViLT in the same panel: ITC columns "—" with the reason, ITM and word maps as ALBEF's."""
+    panel = window.panels["match"]
+    window.tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(lambda: panel.results_shown >= 1, timeout=60_000)  # ALBEF on the first sample, a T-shirt
+    assert panel.no_itc.isHidden()
+    picker, vilt = panel.model_picker, "fmnist-vilt-tiny"
+    qtbot.waitUntil(lambda: picker.combo.findData(vilt) >= 0 and picker.is_ready(vilt), timeout=30_000)
+    shown = panel.results_shown
+    picker.combo.setCurrentIndex(picker.combo.findData(vilt))
+    qtbot.waitUntil(lambda: panel.results_shown > shown and panel.result.model_id == vilt, timeout=60_000)
+    res = panel.result
+    assert res.family == "vilt" and all(c.itc_similarity is None and c.itc_probability is None for c in res.captions)
+    assert panel.table.cellWidget(0, 1).text() == panel.table.cellWidget(0, 2).text() == "—"
+    assert panel.table.cellWidget(0, 3).text().endswith("%")
+    assert panel.no_itc.isVisible() and "cannot be indexed" in panel.no_itc.text()
+    assert "One transformer" in panel.explain.text()
+    assert "ITC's best" not in panel.metrics.text()
+    assert "ITM's best: <b>a photo of a t-shirt.</b>" in panel.metrics.text()
+    panel.table.selectRow(0)
+    panel.word_group.buttons()[-2].click()
+    assert "for the word <b>" in panel.map_title.text()
+
+    shown = panel.results_shown
+    picker.combo.setCurrentIndex(picker.combo.findData("fmnist-albef-tiny"))  # back: ITC again, no note
+    qtbot.waitUntil(lambda: panel.results_shown > shown, timeout=60_000)
+    assert panel.no_itc.isHidden() and panel.table.cellWidget(0, 1).text() != "—"
+    assert "Align before fuse" in panel.explain.text()

@@ -17,6 +17,7 @@ RECIPES: dict[str, str] = {
     "clip": "engine.train.recipes.clip:CLIPRecipe",
     "lit": "engine.train.recipes.clip:LiTRecipe",
     "albef": "engine.train.recipes.albef:ALBEFRecipe",
+    "vilt": "engine.train.recipes.vilt:ViLTRecipe",
     "unclip_prior": "engine.train.recipes.unclip:PriorRecipe",
     "unclip_decoder": "engine.train.recipes.unclip:DecoderRecipe",
     "mae": "engine.train.recipes.mae:MAERecipe",

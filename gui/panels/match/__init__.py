@@ -1,1 +1,2 @@
-"""The Match panel: ALBEF's image-text matching (ITC similarity, ITM probability, per-word Grad-CAM)."""
+"""The Match panel: ALBEF's image-text matching (ITC similarity, ITM probability, per-word Grad-CAM),
+and ViLT's (ITM only)."""

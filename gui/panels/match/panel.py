@@ -3,13 +3,15 @@
 Drop or open an image, type captions (one per line). Each caption gets two scores: the ITC
 similarity of the separately encoded image and caption, and the fusion encoder's ITM
 probability. Click a caption and then one of its words to see that word's Grad-CAM over
-the image patches (ALBEF's visualisation of the cross-attention). The engine computes
-everything; this panel only draws what comes back.
+the image patches (ALBEF's visualisation of the cross-attention). A ViLT model (one
+transformer over words and patches) has no ITC: its ITC columns show "—" and a line says why.
+The engine computes everything; this panel only draws what comes back.
 """
 from __future__ import annotations
 
 import os
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QHBoxLayout, QHeaderView, QLabel,
                                QPlainTextEdit, QProgressBar, QPushButton, QTableWidget,
@@ -29,8 +31,22 @@ EXPLAIN = ("<b>Align before fuse.</b> ITC compares the image and the caption enc
            "(cheap: one vector each, as a search index would). ITM <i>fuses</i> them: the caption's words "
            "cross-attend to the image patches and a head says match / no match. Click a caption, then a word, "
            "to see where that word looked (Grad-CAM of the ITM score on the cross-attention).")
+EXPLAIN_VILT = ("<b>One transformer (ViLT).</b> The caption's words and the raw image patches (a linear patch "
+                "embedding: no CNN, no detector) go through <i>one</i> transformer together; a head on its first "
+                "token says match / no match. Click a caption, then a word, to see where that word looked (Grad-CAM "
+                "of the ITM score on the words-to-patches attention).")
+NO_ITC = ("<b>ViLT has no ITC.</b> One transformer reads the words and the raw image patches together, so there "
+          "are no separate image and caption embeddings: every caption costs a full pass with the image, and a photo "
+          "collection cannot be indexed once and searched cheaply (ALBEF and CLIP can).")
 WHOLE = -2  # the word buttons' id for the whole caption (-1 is Qt's "no id")
 COLUMNS = ("Caption", "ITC similarity", "ITC share", "ITM P(match)")
+
+
+def _dash() -> QLabel:
+    label = QLabel("—")
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setToolTip("ViLT has no separate embeddings to compare")
+    return label
 
 
 def _bar(value: float, text: str) -> QProgressBar:
@@ -105,6 +121,9 @@ class MatchPanel(ImageInput, QWidget):
         self.table.itemSelectionChanged.connect(self._caption_selected)
         self.metrics = QLabel("")
         self.metrics.setWordWrap(True)
+        self.no_itc = QLabel(NO_ITC)
+        self.no_itc.setWordWrap(True)
+        self.no_itc.hide()
         self.error_label = ErrorLabel()
         right = QVBoxLayout()
         right.addWidget(QLabel("Captions (one per line):"))
@@ -114,6 +133,7 @@ class MatchPanel(ImageInput, QWidget):
         buttons.addStretch(1)
         right.addLayout(buttons)
         right.addWidget(self.table, 1)
+        right.addWidget(self.no_itc)
         right.addWidget(self.metrics)
         right.addWidget(self.error_label)
 
@@ -162,17 +182,27 @@ class MatchPanel(ImageInput, QWidget):
             item = QTableWidgetItem(c.text)
             item.setToolTip(c.text)
             self.table.setItem(row, 0, item)
-            self.table.setCellWidget(row, 1, _bar((c.itc_similarity + 1) / 2, f"{c.itc_similarity:+.3f}"))
-            self.table.setCellWidget(row, 2, _bar(c.itc_probability, f"{100 * c.itc_probability:.1f}%"))
+            if c.itc_similarity is None:
+                self.table.setCellWidget(row, 1, _dash())
+                self.table.setCellWidget(row, 2, _dash())
+            else:
+                self.table.setCellWidget(row, 1, _bar((c.itc_similarity + 1) / 2, f"{c.itc_similarity:+.3f}"))
+                self.table.setCellWidget(row, 2, _bar(c.itc_probability, f"{100 * c.itc_probability:.1f}%"))
             self.table.setCellWidget(row, 3, _bar(c.itm_probability, f"{100 * c.itm_probability:.1f}%"))
         self.table.blockSignals(False)
-        best_itc = max(range(len(res.captions)), key=lambda i: res.captions[i].itc_similarity)
+        has_itc = res.captions[0].itc_similarity is not None
+        self.no_itc.setVisible(not has_itc)
+        self.explain.setText(EXPLAIN if has_itc else EXPLAIN_VILT)
         best_itm = max(range(len(res.captions)), key=lambda i: res.captions[i].itm_probability)
         timing = f"{1000 * res.seconds:.0f} ms" + (f" + {res.load_seconds:.1f} s to load" if res.load_seconds > 0.05
                                                    else "")
-        self.metrics.setText(f"ITC's best: <b>{res.captions[best_itc].text}</b> · ITM's best: "
-                             f"<b>{res.captions[best_itm].text}</b> · maps from fusion layer {res.layer + 1} · "
-                             f"{timing}")
+        itc = ""
+        if has_itc:
+            best_itc = max(range(len(res.captions)), key=lambda i: res.captions[i].itc_similarity)
+            itc = f"ITC's best: <b>{res.captions[best_itc].text}</b> · "
+        layer = "layer" if res.family == "vilt" else "fusion layer"
+        self.metrics.setText(f"{itc}ITM's best: <b>{res.captions[best_itm].text}</b> · maps from {layer} "
+                             f"{res.layer + 1} · {timing}")
         row = keep if keep is not None and keep < len(res.captions) else best_itm
         self.table.selectRow(row)
         self._caption_selected()

@@ -26,6 +26,7 @@ KEY_FIELDS = {
     "clip": ("model", "text_tower"),
     "lit": ("model",),
     "albef": ("alpha", "caption_noise", "queue_size"),
+    "vilt": ("depth", "negatives", "caption_noise"),
     "pseudo_label": ("labels_per_class", "threshold", "steps_per_round", "class_limit"),
 }
 LABELS = {"K": "negatives K", "m": "momentum m", "T": "temperature T", "lr": "learning rate",

@@ -202,12 +202,12 @@ class LivePlots(QWidget):
         self.pseudo_bars.setOpts(x=x, height=counts, width=0.8)
         self.pseudo_bars.show()
         names = classes if len(classes) == len(counts) else [str(i) for i in x]
-        p.getAxis("bottom").setTicks([[(i, n[:7]) for i, n in enumerate(names)]])
+        p.getAxis("bottom").setTicks([[(i, n[:3]) for i, n in enumerate(names)]])  # ten names fit at 3 letters
         p.setTitle(f"Pseudo-labels per class ({int(counts.sum()):,} in all)")
         p.setLabel("bottom", "")
         p.enableAutoRange()
-        self.plots["ssl"].setTitle("Pseudo-labels per round: accuracy vs true labels · "
-                                   "<span style='font-style:italic'>coverage of the pool (dotted)</span>")
+        self.plots["ssl"].setTitle("Pseudo-labels per round: accuracy (true labels) · "
+                                   "<span style='font-style:italic'>pool coverage (dotted)</span>")
         self._ssl_rows(True)
 
     def show_similarity_matrix(self, matrix: np.ndarray) -> None:

@@ -86,7 +86,8 @@ def run(args) -> int:
         print(json.dumps({"path": res.path, "model": res.model_id, "grid": list(res.grid), "layer": res.layer + 1,
                           "captions": rows, "word_maps": args.word_maps}))
         return EXIT_OK
-    print(f"{res.path}: {res.model_id}, word maps from fusion layer {res.layer + 1}")
+    where = "layer" if res.family == "vilt" else "fusion layer"  # ViLT: every layer fuses
+    print(f"{res.path}: {res.model_id}, word maps from {where} {res.layer + 1}")
     print(f"  {'ITM P(match)':>12}  {'ITC sim':>7}  {'ITC p':>6}  caption")
     for i in ranked:
         c = res.captions[i]

@@ -129,7 +129,7 @@ def test_cli_match_with_a_vilt_model(vilt_run, tmp_path, capsys):
     assert main(["match", str(path), "a photo of a bag.", "a photo of a shirt.", "--model", vilt_run,
                  "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith(f"{path}: {vilt_run}") and all("—" in r for r in lines[2:4])
+    assert lines[0] == f"{path}: {vilt_run}, word maps from layer 1" and all("—" in r for r in lines[2:4])
     assert main(["match", str(path), "a photo of a bag.", "--model", vilt_run, "--json", "--device", "cpu"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["model"] == vilt_run and record["captions"][0]["itc_similarity"] is None

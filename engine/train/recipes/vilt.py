@@ -13,7 +13,8 @@ softmax(MiniLM caption similarity / 0.1) over the batch rows of another class, s
 negative is more often a T-shirt or pullover caption than a bag's: hard, at no cost (the
 locked MiniLM's sentence vectors are fixed, computed once); "random" draws uniformly among
 the other classes' rows, as the ViLT paper does (it swaps the image at random). Scoring
-every in-batch pair by ITM first would cost N² transformer passes a step.
+every in-batch pair by ITM first would cost N² transformer passes a step. Measured (one epoch,
+seed 0): "text" 79.2 % zero-shot by ITM and 90.3 % ITM accuracy, "random" 78.4 % and 92.0 %.
 
 Data, caption noise (`caption_noise`, as ALBEF) and flips are the ALBEF recipe's. Evaluation:
 ITM accuracy on the same matched / mismatched test pairs as ALBEF, and zero-shot accuracy by

@@ -43,3 +43,13 @@ def config_dir() -> Path:
 def ensure(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def printable_path(path: str) -> str:
+    """A path for a terminal: bytes that are not UTF-8 as \\xNN escapes (print never raises)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def shown_path(path: str) -> str:
+    """A path for a widget: bytes that are not UTF-8 as U+FFFD (Qt would drop them silently)."""
+    return os.fsencode(path).decode("utf-8", "replace")

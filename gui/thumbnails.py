@@ -25,7 +25,8 @@ def cache_path(folder: Path, path: str, size: int) -> Path | None:
         st = os.stat(path)
     except OSError:
         return None
-    key = blake2b(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{size}".encode(), digest_size=12).hexdigest()
+    key = blake2b(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{size}".encode("utf-8", "surrogateescape"),
+                  digest_size=12).hexdigest()
     return folder / key[:2] / f"{key}.jpg"
 
 

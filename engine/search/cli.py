@@ -45,6 +45,7 @@ def run(args) -> int:
     from engine.cli import EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_OK, EXIT_USAGE
     from engine.core import Engine
     from engine.errors import JobFailed
+    from engine.paths import printable_path
 
     if args.command == "search" and args.top < 1:
         print("error: --top must be at least 1", file=sys.stderr)
@@ -55,13 +56,13 @@ def run(args) -> int:
         if args.command == "index" or not args.no_index:
             res = _index(engine, args, quiet=args.command == "search")
             for path, reason in res.bad:
-                print(f"skipped: {path}: {reason}", file=sys.stderr)
+                print(f"skipped: {printable_path(path)}: {reason}", file=sys.stderr)
             if args.command == "index":
                 summary = {"folder": res.root, "model": res.model_id, "images": res.total, "embedded": res.embedded,
                            "reused": res.reused, "unchanged": res.unchanged, "removed": res.removed,
                            "bad": len(res.bad), "seconds": round(res.seconds, 3)}
                 print(json.dumps(summary) if args.json else
-                      f"indexed {res.root}: {res.total} images ({res.embedded} embedded, {res.reused} reused, "
+                      f"indexed {printable_path(res.root)}: {res.total} images ({res.embedded} embedded, {res.reused} reused, "
                       f"{res.unchanged} unchanged, {res.removed} removed, {len(res.bad)} skipped) "
                       f"in {res.seconds:.1f} s")
                 return EXIT_OK
@@ -69,7 +70,7 @@ def run(args) -> int:
                                        "top_k": args.top, "min_score": args.min_score}).result()
         for hit in out.hits:
             print(json.dumps({"path": hit.path, "score": round(hit.score, 6)}) if args.json
-                  else f"{hit.score:.3f}  {hit.path}")
+                  else f"{hit.score:.3f}  {printable_path(hit.path)}")
         return EXIT_OK
     except JobFailed as exc:
         print(f"error: {exc.info.message}", file=sys.stderr)

@@ -7,6 +7,7 @@ indexing resumes with the files not yet committed.
 """
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import time
@@ -18,8 +19,8 @@ from engine.paths import data_dir, ensure
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files(
-    path TEXT PRIMARY KEY,       -- absolute path
-    root TEXT NOT NULL,          -- the indexed folder it was found under
+    path TEXT PRIMARY KEY,       -- absolute path (a BLOB of its bytes when the name is not UTF-8)
+    root TEXT NOT NULL,          -- the indexed folder it was found under (same rule)
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     hash TEXT,                   -- blake2b-128 of the bytes; NULL for unreadable files
@@ -31,6 +32,26 @@ CREATE INDEX IF NOT EXISTS files_root ON files(root);
 CREATE INDEX IF NOT EXISTS files_hash ON files(hash);
 CREATE TABLE IF NOT EXISTS models(model_id TEXT PRIMARY KEY, tbl TEXT UNIQUE NOT NULL, dim INTEGER NOT NULL);
 """
+
+
+def stored(path: str) -> str | bytes:
+    """`path` as a column value: the text when it is valid UTF-8, else the file name's own bytes.
+
+    os.walk gives a name that is not UTF-8 (b'img\\xff.jpg', common on old archives and shared
+    drives) as text with lone surrogates, which SQLite cannot store as TEXT. Its bytes are kept
+    as a BLOB instead: lossless, and a given path always takes the same form, so equality and
+    the primary key still hold.
+    """
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def loaded(value: str | bytes) -> str:
+    """A path column back as the str that opens the file (surrogateescape for non-UTF-8 bytes)."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 def default_db_path() -> Path:
@@ -77,7 +98,7 @@ def write_batch(con: sqlite3.Connection, tbl: str, files: list[tuple], vectors: 
         con.executemany(f"INSERT OR REPLACE INTO {tbl}(hash, vec) VALUES (?, ?)",
                         [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors])
         con.executemany("INSERT OR REPLACE INTO files(path, root, size, mtime_ns, hash, status, reason, seen) "
-                        "VALUES (?,?,?,?,?,?,?,?)", files)
+                        "VALUES (?,?,?,?,?,?,?,?)", [(stored(r[0]), stored(r[1]), *r[2:]) for r in files])
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -86,8 +107,8 @@ def write_batch(con: sqlite3.Connection, tbl: str, files: list[tuple], vectors: 
 
 def prune(con: sqlite3.Connection, root: str, seen_paths: set[str]) -> int:
     """Delete rows of files under `root` that are gone; drop vectors no file points at."""
-    rows = con.execute("SELECT path FROM files WHERE root=?", (root,)).fetchall()
-    gone = [(p,) for (p,) in rows if p not in seen_paths]
+    rows = con.execute("SELECT path FROM files WHERE root=?", (stored(root),)).fetchall()
+    gone = [(p,) for (p,) in rows if loaded(p) not in seen_paths]
     con.execute("BEGIN IMMEDIATE")
     con.executemany("DELETE FROM files WHERE path=?", gone)
     for (tbl,) in con.execute("SELECT tbl FROM models").fetchall():
@@ -106,17 +127,24 @@ def load_vectors(con: sqlite3.Connection, model_id: str, root: str | None = None
     args: tuple = ()
     if root is not None:
         q += " AND f.root=?"
-        args = (root,)
+        args = (stored(root),)
     rows = con.execute(q + " ORDER BY f.path", args).fetchall()
     if not rows:
         return [], np.zeros((0, dim), np.float32)
     mat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-    return [r[0] for r in rows], mat
+    return [loaded(r[0]) for r in rows], mat
 
 
 def bad_files(con: sqlite3.Connection, root: str) -> list[tuple[str, str]]:
-    return con.execute("SELECT path, reason FROM files WHERE root=? AND status='bad' ORDER BY path",
-                       (root,)).fetchall()
+    rows = con.execute("SELECT path, reason FROM files WHERE root=? AND status='bad' ORDER BY path",
+                       (stored(root),)).fetchall()
+    return [(loaded(p), reason) for p, reason in rows]
+
+
+def known_files(con: sqlite3.Connection, root: str) -> dict[str, tuple]:
+    """path -> (size, mtime_ns, hash, status) of every row under `root`."""
+    return {loaded(p): (s, m, h, st) for p, s, m, h, st in con.execute(
+        "SELECT path, size, mtime_ns, hash, status FROM files WHERE root=?", (stored(root),))}
 
 
 def now() -> float:

@@ -104,8 +104,7 @@ def index_job(ctx, folder: str, model_id: str = DEFAULT_SEARCH_MODEL, db_path: s
     try:
         dim = embedder.encode_texts(["photo"]).shape[1]
         tbl = db.emb_table(con, model_id, dim)
-        known = {p: (s, m, h, st) for p, s, m, h, st in con.execute(
-            "SELECT path, size, mtime_ns, hash, status FROM files WHERE root=?", (root,))}
+        known = db.known_files(con, root)
         have = {h for (h,) in con.execute(f"SELECT hash FROM {tbl}")}
         todo, unchanged = [], 0
         for path, size, mtime in files:
@@ -185,7 +184,7 @@ def folder_status_job(ctx, folder: str, model_id: str = DEFAULT_SEARCH_MODEL, db
         indexed = 0
         if tbl is not None:
             indexed = con.execute(f"SELECT count(*) FROM files f JOIN {tbl} e ON e.hash=f.hash "
-                                  "WHERE f.root=? AND f.status='ok'", (root,)).fetchone()[0]
+                                  "WHERE f.root=? AND f.status='ok'", (db.stored(root),)).fetchone()[0]
         return FolderStatus(root, model_id, indexed, tuple(db.bad_files(con, root)))
     finally:
         con.close()

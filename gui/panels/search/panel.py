@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QLab
                                QVBoxLayout, QWidget)
 
 from engine import catalogue
+from engine.paths import shown_path
 from engine.search.embedders import DEFAULT_SEARCH_MODEL
 from gui.dropping import IMAGE_FILTER, FileDrops
 from gui.panels.search import file_actions
@@ -311,9 +312,9 @@ class SearchPanel(FileDrops, QWidget):
             for i in range(self.skipped.count()):
                 if self.skipped.item(i).data(Qt.ItemDataRole.UserRole) == path:
                     return
-        item = QListWidgetItem(f"{os.path.basename(path)}: {reason}")
+        item = QListWidgetItem(f"{os.path.basename(shown_path(path))}: {reason}")
         item.setData(Qt.ItemDataRole.UserRole, path)
-        item.setToolTip(f"{path}\n{reason}")
+        item.setToolTip(f"{shown_path(path)}\n{reason}")
         self.skipped.addItem(item)
         self._update_skipped_title()
 

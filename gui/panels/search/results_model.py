@@ -11,7 +11,7 @@ from collections import OrderedDict
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
 
-from engine.paths import cache_dir
+from engine.paths import cache_dir, shown_path
 from gui.thumbnails import ThumbnailLoader
 
 PathRole = Qt.ItemDataRole.UserRole
@@ -94,11 +94,11 @@ class ResultsModel(QAbstractListModel):
             return None
         path, score = self._rows[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{score:.3f} · {os.path.basename(path)}"
+            return f"{score:.3f} · {os.path.basename(shown_path(path))}"
         if role == Qt.ItemDataRole.DecorationRole:
             return self._icon(path)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{path}\nsimilarity {score:.4f}"
+            return f"{shown_path(path)}\nsimilarity {score:.4f}"
         if role == PathRole:
             return path
         if role == ScoreRole:

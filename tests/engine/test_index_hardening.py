@@ -1,0 +1,72 @@
+"""The photo index against odd file names, corrupt databases and a full disk."""
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from engine.core import Engine
+from engine.jobs import Priority
+from engine.search import db
+
+SKIMAGE_DATA = Path(__import__("importlib.util").util.find_spec("skimage").submodule_search_locations[0]) / "data"
+
+
+@pytest.fixture(scope="module")
+def engine():
+    eng = Engine(device="cpu").start()
+    assert eng.wait_ready(60)
+    yield eng
+    eng.shutdown()
+
+
+def _index(engine, folder, db_path):
+    return engine.submit("index_folder", {"folder": str(folder), "db_path": str(db_path)},
+                         priority=Priority.BACKGROUND).result(300)
+
+
+def _photos(folder: Path, names=(b"coffee.png", b"cat\xff.png")) -> list[str]:
+    """Real photos, one of them under a name whose bytes are not UTF-8."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = ("coffee.png", "chelsea.png")
+    out = []
+    for raw, src in zip(names, sources):
+        path = os.path.join(os.fsencode(folder), raw)
+        shutil.copy(SKIMAGE_DATA / src, path)
+        out.append(os.fsdecode(path))
+    return out
+
+
+def test_a_non_utf8_file_name_is_indexed_searched_and_kept_losslessly(engine, tmp_path):
+    folder, db_path = tmp_path / "photos", tmp_path / "index.sqlite3"
+    paths = _photos(folder)
+    res = _index(engine, folder, db_path)
+    assert (res.total, res.embedded, res.bad) == (2, 2, ())
+    again = _index(engine, folder, db_path)  # the same batch no longer blocks the folder
+    assert (again.unchanged, again.embedded) == (2, 0)
+    con = db.connect(db_path)
+    try:
+        stored = [p for (p,) in con.execute("SELECT path FROM files ORDER BY path")]
+        found, _ = db.load_vectors(con, res.model_id, res.root)
+    finally:
+        con.close()
+    assert b"cat\xff.png" in [os.path.basename(p) for p in stored if isinstance(p, bytes)]
+    assert sorted(found) == sorted(paths)
+    assert all(os.path.isfile(p) for p in found)  # the names open the real files
+    hits = engine.submit("search", {"query": "a cat", "folder": str(folder), "db_path": str(db_path)}).result(60)
+    assert hits.hits[0].path == paths[1]
+    os.remove(paths[1])
+    after = _index(engine, folder, db_path)  # a deleted odd name is pruned
+    assert (after.total, after.removed) == (1, 1)
+
+
+def test_odd_names_print_and_show_safely():
+    from engine.paths import printable_path, shown_path
+
+    odd = os.fsdecode(b"/photos/cat\xff.png")
+    assert printable_path(odd) == "/photos/cat\\xff.png"
+    assert shown_path(odd) == "/photos/cat\ufffd.png"
+    assert printable_path("/photos/café.png") == shown_path("/photos/café.png") == "/photos/café.png"

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from engine.cli import EXIT_OK, EXIT_USAGE, run_one
+from engine.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, out_file_problem, save_image, say_error, run_one
 
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
@@ -63,6 +63,9 @@ def run(args) -> int:
         except ValueError:
             print("error: --patch takes ROW,COL counted from 1, e.g. 3,5", file=sys.stderr)
             return EXIT_USAGE
+    if args.out and (problem := out_file_problem(args.out)):
+        say_error(problem)
+        return EXIT_BAD_INPUT
     params = {"path": args.image, "model_id": args.model, "method": args.method, "fusion": args.fusion,
               "discard_ratio": args.discard_ratio, "class_index": args.class_index, "text": args.text,
               "layer": None if args.layer is None else (args.layer - 1 if args.layer > 0 else args.layer),
@@ -73,11 +76,11 @@ def run(args) -> int:
         return status
     m = res.maps[0]
     if args.out:
-        from PIL import Image
-
         from engine.attention.overlay import overlay
 
-        Image.fromarray(overlay(res.image, m.values, args.opacity, args.colormap, not args.blocky)).save(args.out)
+        if problem := save_image(overlay(res.image, m.values, args.opacity, args.colormap, not args.blocky), args.out):
+            say_error(problem)
+            return EXIT_BAD_INPUT
     if args.json:
         print(json.dumps({"path": res.path, "model": res.model_id, "method": res.method, "title": m.title,
                           "grid": list(res.grid), "layer": None if res.layer is None else res.layer + 1,

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_ENGINE, EXIT_STOPPED = 0, 1, 2, 3, 130
+from engine.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, out_dir_problem, say_error
 
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
@@ -40,9 +40,23 @@ def run(args) -> int:
     from engine.core import Engine
     from engine.errors import JobCancelled, JobFailed
 
-    if not args.prompt and not args.image:
-        print("error: give a PROMPT (or --image PATH for variations)", file=sys.stderr)
+    from engine.generate.jobs import GenerateError, _check, _check_size
+
+    if not args.prompt.strip() and not args.image:
+        say_error("give a PROMPT that is not empty (or --image PATH for variations)")
         return EXIT_USAGE
+    try:
+        _check(args.steps, args.guidance, args.n)
+        _check_size(args.size)
+    except GenerateError as exc:
+        say_error(str(exc))
+        return EXIT_USAGE
+    if args.prior_steps < 1:
+        say_error(f"--prior-steps must be at least 1 (got {args.prior_steps})")
+        return EXIT_USAGE
+    if problem := out_dir_problem(args.out):
+        say_error(problem)
+        return EXIT_BAD_INPUT
     engine = Engine(device=args.device).start()
     try:
         engine.wait_ready()
@@ -64,8 +78,8 @@ def run(args) -> int:
             print("stopped", file=sys.stderr)
             return EXIT_STOPPED
         except JobFailed as exc:
-            print(f"error: {exc.info.message}", file=sys.stderr)
-            return EXIT_BAD_INPUT if exc.info.expected else EXIT_ENGINE
+            say_error(exc.info.message)
+            return exit_code(exc.info)
         for img in res.images:
             if args.json:
                 print(json.dumps({"path": img.path, "seed": img.seed, "params": img.params}), flush=True)

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from engine.cli import EXIT_OK, EXIT_USAGE, run_one
+from engine.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, out_file_problem, run_one, save_image, say_error
 
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
@@ -33,11 +33,12 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from PIL import Image
-
     if not 0.0 <= args.mask_ratio <= 0.95:
         print("error: --mask-ratio must be between 0 and 0.95", file=sys.stderr)
         return EXIT_USAGE
+    if args.out and (problem := out_file_problem(args.out)):
+        say_error(problem)
+        return EXIT_BAD_INPUT
     params = {"path": args.image, "model_id": args.model, "mask_ratio": args.mask_ratio, "seed": args.seed,
               "mode": args.mode}
     if args.keep:
@@ -61,7 +62,9 @@ def run(args) -> int:
     if args.out:
         from engine.mae.views import side_by_side
 
-        Image.fromarray(side_by_side(v)).save(args.out)
+        if problem := save_image(side_by_side(v), args.out):
+            say_error(problem)
+            return EXIT_BAD_INPUT
     if args.json:
         print(json.dumps({"path": res.path, "model": res.model_id, "mode": res.mode, "seed": res.seed,
                           "mask_ratio": v.mask_ratio, "grid": list(v.grid), "patch_size": v.patch_size,

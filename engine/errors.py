@@ -23,6 +23,10 @@ class ModelError(PatchworkError):
     """A model that cannot be found, loaded or run."""
 
 
+class DiskFullError(PatchworkError):
+    """A write that failed because the disk (or the file's size limit) is full."""
+
+
 class DeviceError(PatchworkError):
     """A requested device (cuda, mps) that this machine cannot provide."""
 

@@ -1,9 +1,11 @@
 """The main window: a thin assembler of panels (from gui.panels), status bar, jobs dock, menus."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from collections.abc import Mapping
+
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QFrame, QMainWindow, QMessageBox, QScrollArea, QTabWidget
+from PySide6.QtWidgets import QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QTabWidget, QWidget
 
 from engine.device import CHOICES
 from gui import panels
@@ -16,12 +18,13 @@ class PanelTabs(QTabWidget):
     minimum size (a 1366×768 laptop) and the panel scrolls instead of being clipped.
     setCurrentWidget/currentWidget/indexOf speak in panels, not scroll areas."""
 
-    def add_panel(self, panel, title: str) -> None:
+    def add_panel(self, panel, title: str) -> QScrollArea:
         area = QScrollArea()
         area.setWidgetResizable(True)
         area.setFrameShape(QFrame.Shape.NoFrame)
         area.setWidget(panel)
         self.addTab(area, title)
+        return area
 
     def _area(self, widget):
         for i in range(self.count()):
@@ -41,6 +44,46 @@ class PanelTabs(QTabWidget):
         return super().indexOf(self._area(widget))
 
 
+class LazyPanels(Mapping):
+    """The panels by id, each built on first use: when its tab is first shown, or when code asks
+    for it (`window.panels["train"]`). Building all seven before the first paint cost over a
+    second (pyqtgraph's import and the Train plots alone ~0.7 s); a tab never opened costs nothing.
+    Until built, a tab holds a "Loading…" placeholder inside its scroll area."""
+
+    def __init__(self, tabs: PanelTabs, bridge, settings):
+        self._tabs, self._bridge, self._settings = tabs, bridge, settings
+        self._built: dict[str, QWidget] = {}
+        self._areas: dict[str, QScrollArea] = {}
+        self._targets: dict[str, str] = {}
+        for panel_id, title, target in panels.PANELS:
+            placeholder = QLabel(f"Loading {title}…", alignment=Qt.AlignmentFlag.AlignCenter)
+            self._areas[panel_id] = tabs.add_panel(placeholder, title)
+            self._targets[panel_id] = target
+
+    def __getitem__(self, panel_id: str) -> QWidget:
+        if panel_id not in self._built:
+            target = self._targets[panel_id]  # KeyError for an unknown id, as a dict would
+            widget = panels.load(target)(self._bridge, self._settings)
+            self._built[panel_id] = widget
+            self._areas[panel_id].setWidget(widget)  # deletes the placeholder
+        return self._built[panel_id]
+
+    def __iter__(self):
+        return iter(self._targets)
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    def built(self) -> list[str]:
+        return list(self._built)
+
+    def build_tab(self, index: int) -> None:
+        area = self._tabs.widget(index)
+        for panel_id, a in self._areas.items():
+            if a is area:
+                self[panel_id]
+
+
 class MainWindow(QMainWindow):
     first_painted = Signal()
 
@@ -54,11 +97,7 @@ class MainWindow(QMainWindow):
 
         self.tabs = PanelTabs()
         self.tabs.setDocumentMode(True)
-        self.panels = {}
-        for panel_id, title, target in panels.PANELS:
-            widget = panels.load(target)(bridge, settings)
-            self.panels[panel_id] = widget
-            self.tabs.add_panel(widget, title)
+        self.panels = LazyPanels(self.tabs, bridge, settings)
         self.setCentralWidget(self.tabs)
 
         self.jobs_dock = JobsDock(bridge, self)
@@ -142,3 +181,6 @@ class MainWindow(QMainWindow):
         if not self._painted:
             self._painted = True
             self.first_painted.emit()
+            # The current panel is built right after the first paint, the others when first shown.
+            self.tabs.currentChanged.connect(self.panels.build_tab)
+            QTimer.singleShot(0, lambda: self.panels.build_tab(self.tabs.currentIndex()))

@@ -55,6 +55,8 @@ def run(args) -> int:
         engine.wait_ready()
         if args.command == "index" or not args.no_index:
             res = _index(engine, args, quiet=args.command == "search")
+            for notice in res.notices:
+                print(f"note: {printable_path(notice)}", file=sys.stderr)
             for path, reason in res.bad:
                 print(f"skipped: {printable_path(path)}: {reason}", file=sys.stderr)
             if args.command == "index":

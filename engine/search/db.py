@@ -7,15 +7,20 @@ indexing resumes with the files not yet committed.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
+import shutil
 import sqlite3
 import time
 from pathlib import Path
 
 import numpy as np
 
+from engine.errors import DiskFullError
 from engine.paths import data_dir, ensure
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files(
@@ -58,13 +63,91 @@ def default_db_path() -> Path:
     return ensure(data_dir()) / "photo_index.sqlite3"
 
 
-def connect(path: str | Path | None = None) -> sqlite3.Connection:
-    con = sqlite3.connect(str(path or default_db_path()), timeout=30, isolation_level=None,
-                          check_same_thread=False)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints, never corrupt
-    con.executescript(SCHEMA)
+_checked: set[str] = set()  # databases whose pages were read through once in this process
+_CORRUPT = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+SQLITE_FULL = 13
+
+
+def connect(path: str | Path | None = None, notices: list[str] | None = None) -> sqlite3.Connection:
+    """Open (or create) the index. A damaged file (truncated, overwritten) is never an
+    endless failure: it is renamed aside with a timestamp, never deleted, and a new index is
+    started; the one line saying so goes to `notices` (and the log)."""
+    path = Path(path or default_db_path())
+    try:
+        return _open(path)
+    except sqlite3.DatabaseError as exc:
+        if not is_corrupt(exc):
+            raise disk_full_or(exc, path) from None
+        aside = set_aside(path)
+        message = (f"the photo index {path} was damaged ({exc}); it was moved to {aside.name} "
+                   "and a new index is being built")
+        log.warning(message)
+        if notices is not None:
+            notices.append(message)
+        return _open(path)
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    con = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints, never corrupt
+        con.executescript(SCHEMA)
+        if str(path) not in _checked:
+            verdict = con.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"database disk image is malformed: {verdict}")
+            _checked.add(str(path))
+    except BaseException:
+        con.close()
+        raise
     return con
+
+
+def is_corrupt(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _CORRUPT:
+        return True
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a damaged database (and its -wal/-shm files) to NAME.corrupt-YYYYmmdd-HHMMSS."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    for suffix in ("-wal", "-shm"):
+        extra = path.with_name(path.name + suffix)
+        if extra.exists():
+            os.replace(extra, aside.with_name(aside.name + suffix))
+    os.replace(path, aside)
+    _checked.discard(str(path))
+    return aside
+
+
+def disk_full_or(exc: sqlite3.Error, path: str | Path) -> Exception:
+    """DiskFullError when `exc` is SQLite failing for want of space (SQLITE_FULL, or an I/O
+    error with the disk nearly full); else `exc` itself."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    folder = Path(path).parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    io_error = code is not None and code & 0xFF == 10  # SQLITE_IOERR_*: ENOSPC shows up as this
+    if (code is not None and code & 0xFF == SQLITE_FULL) or (io_error and free is not None and free < 16 * 2**20):
+        room = f"; {free / 2**20:.0f} MB free there" if free is not None else ""
+        return DiskFullError(f"disk full: cannot write the photo index {path}{room}. "
+                             "Free some space and index again; nothing indexed so far was lost")
+    return exc
+
+
+def db_path_of(con: sqlite3.Connection) -> str:
+    return con.execute("PRAGMA database_list").fetchone()[2]
 
 
 def emb_table(con: sqlite3.Connection, model_id: str, dim: int) -> str:
@@ -100,8 +183,11 @@ def write_batch(con: sqlite3.Connection, tbl: str, files: list[tuple], vectors: 
         con.executemany("INSERT OR REPLACE INTO files(path, root, size, mtime_ns, hash, status, reason, seen) "
                         "VALUES (?,?,?,?,?,?,?,?)", [(stored(r[0]), stored(r[1]), *r[2:]) for r in files])
         con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
+    except BaseException as exc:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError):
+            raise disk_full_or(exc, db_path_of(con)) from None
         raise
 
 
@@ -110,10 +196,15 @@ def prune(con: sqlite3.Connection, root: str, seen_paths: set[str]) -> int:
     rows = con.execute("SELECT path FROM files WHERE root=?", (stored(root),)).fetchall()
     gone = [(p,) for (p,) in rows if loaded(p) not in seen_paths]
     con.execute("BEGIN IMMEDIATE")
-    con.executemany("DELETE FROM files WHERE path=?", gone)
-    for (tbl,) in con.execute("SELECT tbl FROM models").fetchall():
-        con.execute(f"DELETE FROM {tbl} WHERE hash NOT IN (SELECT hash FROM files WHERE hash IS NOT NULL)")
-    con.execute("COMMIT")
+    try:
+        con.executemany("DELETE FROM files WHERE path=?", gone)
+        for (tbl,) in con.execute("SELECT tbl FROM models").fetchall():
+            con.execute(f"DELETE FROM {tbl} WHERE hash NOT IN (SELECT hash FROM files WHERE hash IS NOT NULL)")
+        con.execute("COMMIT")
+    except sqlite3.OperationalError as exc:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        raise disk_full_or(exc, db_path_of(con)) from None
     return len(gone)
 
 

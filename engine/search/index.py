@@ -36,6 +36,7 @@ class IndexResult:
     bad: tuple[tuple[str, str], ...]  # (path, reason) of every file that could not be indexed
     seconds: float
     folders: tuple[str, ...] = ()  # the folders walked (the GUI watches them for changes)
+    notices: tuple[str, ...] = ()  # e.g. a damaged index set aside and rebuilt (one line each)
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,10 @@ def index_job(ctx, folder: str, model_id: str = DEFAULT_SEARCH_MODEL, db_path: s
     files = scan(root, folders)
     yield Progress(None, "loading model")
     embedder = Embedder(ctx, model_id)
-    con = db.connect(db_path)
+    notices: list[str] = []
+    con = db.connect(db_path, notices)
+    for notice in notices:
+        yield Partial({"notice": notice})
     pool = ThreadPoolExecutor(max_workers=workers or max(1, min(8, os.cpu_count() or 1)),
                               thread_name_prefix="patchwork-decode")
     try:
@@ -161,7 +165,7 @@ def index_job(ctx, folder: str, model_id: str = DEFAULT_SEARCH_MODEL, db_path: s
             yield Progress(done / total, f"{done}/{total} files · {rate:.1f} files/s", done, total)
         removed = db.prune(con, root, {p for p, _, _ in files})
         return IndexResult(root, model_id, len(files), embedded, reused, unchanged, removed,
-                           tuple(db.bad_files(con, root)), time.perf_counter() - t0, tuple(folders))
+                           tuple(db.bad_files(con, root)), time.perf_counter() - t0, tuple(folders), tuple(notices))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         con.close()

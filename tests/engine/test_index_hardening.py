@@ -70,3 +70,53 @@ def test_odd_names_print_and_show_safely():
     assert printable_path(odd) == "/photos/cat\\xff.png"
     assert shown_path(odd) == "/photos/cat\ufffd.png"
     assert printable_path("/photos/café.png") == shown_path("/photos/café.png") == "/photos/café.png"
+
+
+def _damage(path: Path, how: str) -> None:
+    if how == "truncated":
+        size = path.stat().st_size
+        with open(path, "r+b") as f:
+            f.truncate(size // 2)
+    else:
+        with open(path, "r+b") as f:
+            f.seek(0)
+            f.write(os.urandom(4096))
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage"])
+def test_a_damaged_index_is_set_aside_named_and_rebuilt(engine, tmp_path, how):
+    folder, db_path = tmp_path / "photos", tmp_path / "index.sqlite3"
+    _photos(folder, names=(b"coffee.png", b"cat.png"))
+    _index(engine, folder, db_path)
+    con = sqlite3.connect(db_path, isolation_level=None)
+    # make the database big enough that half of it loses real pages
+    con.execute("CREATE TABLE filler(x BLOB)")
+    con.executemany("INSERT INTO filler VALUES (?)", [(os.urandom(4000),) for _ in range(64)])
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    db._checked.clear()  # as in a new session
+    _damage(db_path, how)
+    res = _index(engine, folder, db_path)
+    assert (res.total, res.embedded) == (2, 2)
+    aside = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name and not p.name.endswith(("-wal", "-shm"))]
+    assert len(aside) == 1  # kept, never deleted
+    assert len(res.notices) == 1 and str(db_path) in res.notices[0] and aside[0].name in res.notices[0]
+    con = db.connect(db_path)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+
+
+def test_a_full_disk_is_reported_as_disk_full(tmp_path):
+    from engine.errors import DiskFullError
+
+    con = db.connect(tmp_path / "index.sqlite3")
+    tbl = db.emb_table(con, "m", 4)
+    # SQLite's own page limit fails writes with SQLITE_FULL, exactly as a full disk does
+    pages = con.execute("PRAGMA page_count").fetchone()[0]
+    con.execute(f"PRAGMA max_page_count={pages + 1}")
+    rows = [(f"/p/{i}.png", "/p", 1, 1, f"h{i}", "ok", None, 0.0) for i in range(500)]
+    vectors = [(f"h{i}", [0.0] * 4) for i in range(500)]
+    with pytest.raises(DiskFullError, match="disk full.*index.sqlite3"):
+        db.write_batch(con, tbl, rows, vectors)
+    assert con.execute("SELECT count(*) FROM files").fetchone()[0] == 0  # the batch rolled back whole
+    con.close()

@@ -57,6 +57,8 @@ REQUESTS: dict[str, str] = {
     "train_run_history": "engine.train.requests:run_history_job",
     "delete_run": "engine.train.requests:delete_run_job",
     "train_preview": "engine.train.preview:preview_job",
+    "fashion_mnist_status": "engine.data.fashion_mnist_get:status_job",
+    "fashion_mnist_download": "engine.data.fashion_mnist_get:download_job",
     "unload_models": "engine.context:unload_models_job",
     "list_models": "engine.catalogue.jobs:list_models_job",
     "import_model": "engine.catalogue.jobs:import_model_job",

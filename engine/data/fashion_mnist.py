@@ -2,8 +2,8 @@
 
 Read straight from the idx files (gzip or plain) with numpy. Looked for, in order: an
 explicit folder, $PATCHWORK_FASHION_MNIST, the Debian package `dataset-fashion-mnist`
-(/usr/share/datasets/fashion-mnist), and Patchwork's cache, where
-`load_fashion_mnist(download=True)` lets torchvision fetch it (only when asked).
+(/usr/share/datasets/fashion-mnist), and Patchwork's data folder, where
+`load_fashion_mnist(download=True)` fetches torchvision's files (only when asked).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import PatchworkError
-from engine.paths import cache_dir
+from engine.paths import cache_dir, data_dir
 from engine.resources import labels
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -52,7 +52,13 @@ def class_names() -> tuple[str, ...]:
 
 
 def download_dir() -> Path:
-    """Where torchvision puts the files when asked to download (FashionMNIST/raw below it)."""
+    """Where a download puts the files (FashionMNIST/raw below it, torchvision's layout): the
+    data folder, since the dataset is the user's to keep, not a cache to clear."""
+    return data_dir() / "datasets"
+
+
+def _old_download_dir() -> Path:
+    """Where downloads went before they moved to the data folder; still looked in."""
     return cache_dir() / "datasets"
 
 
@@ -63,7 +69,7 @@ def candidate_dirs(root: str | os.PathLike | None = None) -> list[Path]:
     env = os.environ.get("PATCHWORK_FASHION_MNIST")
     if env:
         dirs.append(Path(env))
-    dirs += [DEBIAN_DIR, download_dir() / "FashionMNIST" / "raw"]
+    dirs += [DEBIAN_DIR, download_dir() / "FashionMNIST" / "raw", _old_download_dir() / "FashionMNIST" / "raw"]
     return dirs
 
 
@@ -133,8 +139,8 @@ def load_fashion_mnist(split: str = "train", root: str | os.PathLike | None = No
         where = ", ".join(str(d) for d in candidate_dirs(root))
         raise DatasetMissingError(
             "Fashion-MNIST is not on this machine (looked in " + where + "). Install the Debian package "
-            "`dataset-fashion-mnist` (sudo apt install dataset-fashion-mnist), or let Patchwork download it: "
-            "load_fashion_mnist(download=True) / `python main.py train ... --download`.")
+            "`dataset-fashion-mnist` (sudo apt install dataset-fashion-mnist), or download it: the Train "
+            "panel's \"Get Fashion-MNIST\" button, or `python main.py train ... --download`.")
     img_path, lab_path = files[split]
     images = read_idx(img_path)
     targets = read_idx(lab_path).astype(np.int64)
@@ -146,14 +152,8 @@ def load_fashion_mnist(split: str = "train", root: str | os.PathLike | None = No
 
 
 def _download() -> None:
-    try:
-        from torchvision.datasets import FashionMNIST
-    except ImportError:
-        raise DatasetMissingError("downloading Fashion-MNIST needs torchvision (pip install torchvision)") from None
-    target = download_dir()
-    target.mkdir(parents=True, exist_ok=True)
-    try:
-        for train in (True, False):
-            FashionMNIST(str(target), train=train, download=True)
-    except (OSError, RuntimeError) as exc:
-        raise DatasetMissingError(f"could not download Fashion-MNIST into {target}: {exc}") from None
+    """Run the same download the Train panel's "Get Fashion-MNIST" runs, to its end."""
+    from engine.data.fashion_mnist_get import download_job
+
+    for _progress in download_job(None):
+        pass

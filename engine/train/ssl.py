@@ -98,7 +98,7 @@ class SSLRecipe(LabelledImages, Recipe):
 
         cfg = self.config
         if not root.is_dir():
-            raise TrainingError(f"dataset {self.dataset!r} is neither a built-in dataset "
+            raise TrainingError(f"dataset {self.dataset!r} is neither a dataset Patchwork knows "
                                 f"({FASHION_MNIST_NAMES[0]}) nor an existing folder")
         scan = None
         if cfg.folder_kind in ("auto", "classes"):

@@ -117,7 +117,7 @@ class MAERecipe(Recipe):
 
         cfg = self.config
         if not root.is_dir():
-            raise TrainingError(f"dataset {self.dataset!r} is neither a built-in dataset "
+            raise TrainingError(f"dataset {self.dataset!r} is neither a dataset Patchwork knows "
                                 f"({FASHION_MNIST_NAMES[0]}) nor an existing folder")
         scan = scan_unlabelled(root)
         data = yield from decode_with_progress(scan, cfg.image_size or 32, cfg.grayscale)

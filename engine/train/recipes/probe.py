@@ -134,7 +134,7 @@ class LinearProbeRecipe(LabelledImages, Recipe):
 
         cfg = self.config
         if not root.is_dir():
-            raise TrainingError(f"dataset {self.dataset!r} is neither a built-in dataset "
+            raise TrainingError(f"dataset {self.dataset!r} is neither a dataset Patchwork knows "
                                 f"({FASHION_MNIST_NAMES[0]}) nor an existing folder")
         scan = scan_class_folders(root)
         data = yield from decode_with_progress(scan, cfg.image_size or self.input_size, self.in_chans == 1)

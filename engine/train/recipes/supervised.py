@@ -78,7 +78,7 @@ class SupervisedRecipe(LabelledImages, Recipe):
 
         cfg = self.config
         if not root.exists():
-            raise TrainingError(f"dataset {self.dataset!r} is neither a built-in dataset "
+            raise TrainingError(f"dataset {self.dataset!r} is neither a dataset Patchwork knows "
                                 f"({', '.join(FASHION_MNIST_NAMES[:1])}) nor an existing folder")
         scan = scan_class_folders(root)
         data = yield from decode_with_progress(scan, cfg.image_size or 32, cfg.grayscale)

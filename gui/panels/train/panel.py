@@ -21,13 +21,14 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, Q
 from engine.train.recipes import RECIPES
 from gui.jobs_dock import format_seconds
 from gui.panels.train.plots import LivePlots
+from gui.panels.train.dataset_getter import FashionMnistGetter
 from gui.panels.train.preview import PreviewStrip
 from gui.panels.train.results import ResultsView
 from gui.panels.train.runs_table import RunsTable
 from gui.panels.train.settings_form import SettingsForm
 from gui.widgets.error_label import ErrorLabel
 
-DATASET_KINDS = (("fashion-mnist", "Fashion-MNIST (70,000 clothes, built in)"),
+DATASET_KINDS = (("fashion-mnist", "Fashion-MNIST (70,000 clothes)"),
                  ("classes", "Folder of class folders"),
                  ("unlabelled", "Unlabelled image folder"),
                  ("captions", "Image-caption pairs (.txt beside each image, or a CSV)"))
@@ -84,6 +85,9 @@ class TrainPanel(QWidget):
         dl.addWidget(self.kind)
         dl.addLayout(path_row)
         dl.addWidget(self.dataset_note)
+        self.fmnist_getter = FashionMnistGetter(bridge)
+        self.fmnist_getter.available_changed.connect(self._fmnist_available)
+        dl.addWidget(self.fmnist_getter)
 
         self.recipe = QComboBox()
         for name in RECIPES:
@@ -279,6 +283,8 @@ class TrainPanel(QWidget):
         if info is not None and self.dataset_kind() not in info.dataset_kinds:
             kinds = ", ".join(dict(DATASET_KINDS)[k].split(" (")[0] for k in info.dataset_kinds)
             problem = f"{self.recipe.currentText()} does not train on this kind of data; it takes: {kinds}."
+        elif not folder and self.fmnist_getter.available is False:
+            problem = "Fashion-MNIST is not on this machine yet."
         elif folder and not self.path.text().strip():
             problem = "Choose a folder."
         elif folder and not os.path.exists(self.path.text().strip()):
@@ -287,7 +293,16 @@ class TrainPanel(QWidget):
         self.dataset_note.setVisible(bool(problem))
         self.start_button.setEnabled(not problem and self.job is None and (info is None or info.available))
 
+    def _fmnist_available(self, available: bool) -> None:
+        self._update_dataset_ui()
+        if available and self.dataset_kind() == "fashion-mnist":
+            self.request_preview()
+
     def request_preview(self) -> None:
+        if self.dataset_kind() == "fashion-mnist" and not self.fmnist_getter.available:
+            self.preview.set_message("Fashion-MNIST is not on this machine yet: use Get Fashion-MNIST at the left."
+                                     if self.fmnist_getter.available is False else "Looking for Fashion-MNIST…")
+            return
         if self.dataset_kind() != "fashion-mnist" and not os.path.exists(self.dataset()):
             self.preview.set_message("Choose a dataset to see a few of its images.")
             return

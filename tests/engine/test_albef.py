@@ -14,7 +14,7 @@ from engine.train.loop import train
 from engine.train.recipes import recipe_class
 from tests.engine.training import drive
 
-needs_fmnist = pytest.mark.skipif(not fashion_mnist.is_available(), reason="Fashion-MNIST is not installed")
+needs_fmnist = pytest.mark.skipif(not fashion_mnist.is_available(), reason="needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
 SMALL = {"train_limit": 64, "test_limit": 30, "batch_size": 16, "max_steps": 4, "queue_size": 32,
          "fusion_layers": 1, "log_every": 1, "checkpoint_every": 2, "eval_batch_size": 15, "caption_noise": 0.25}
 

@@ -14,7 +14,7 @@ from engine.errors import PatchworkError
 
 needs_fmnist = pytest.mark.skipif(
     not fashion_mnist.is_available(),
-    reason="Fashion-MNIST is not installed: apt install dataset-fashion-mnist "
+    reason="needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST "
            "(files in /usr/share/datasets/fashion-mnist)")
 
 
@@ -39,7 +39,7 @@ def test_missing_dataset_names_the_package_and_the_download_option(tmp_path, mon
     monkeypatch.setenv("PATCHWORK_HOME", str(tmp_path / "home"))
     with pytest.raises(fashion_mnist.DatasetMissingError) as err:
         fashion_mnist.load_fashion_mnist("train")
-    assert "dataset-fashion-mnist" in str(err.value) and "download=True" in str(err.value)
+    assert "dataset-fashion-mnist" in str(err.value) and "--download" in str(err.value)
 
 
 def _idx(path, array: np.ndarray, truncate: int = 0) -> None:

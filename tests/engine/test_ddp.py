@@ -160,7 +160,7 @@ def test_in_batch_losses_see_every_ranks_rows_as_negatives(tmp_path):
     _run_two_ranks(tmp_path, "losses", BATCH_LOSSES)
 
 
-@pytest.mark.skipif(not fashion_mnist.is_available(), reason="Fashion-MNIST is not installed")
+@pytest.mark.skipif(not fashion_mnist.is_available(), reason="needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
 def test_two_ranks_train_lit_as_one_process_does(tmp_path):
     """CLIP's negatives are the whole batch: two ranks of half a batch each, gathering with
     gradient, end with the weights one process reaches on the full batch."""

@@ -22,7 +22,7 @@ from engine.jobs import JobEvent, JobState
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not fashion_mnist.is_available(),
-                                reason="Fashion-MNIST is not installed: apt install dataset-fashion-mnist")
+                                reason="needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
 FAST = {"steps": 10, "prior_steps": 8, "neighbour_pool": 300}
 
 

@@ -15,7 +15,7 @@ from engine.data import fashion_mnist
 from engine.mae import quality
 from engine.resources import RESOURCES
 
-needs_fmnist = pytest.mark.skipif(not fashion_mnist.is_available(), reason="Fashion-MNIST is not installed")
+needs_fmnist = pytest.mark.skipif(not fashion_mnist.is_available(), reason="needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
 CARD = RESOURCES / "checkpoints" / "fmnist-mae-tiny" / "card.json"
 
 

@@ -110,7 +110,7 @@ def test_bad_settings_are_reported():
         MAERecipe({"model": "huge"}, "fashion-mnist")
 
 
-@pytest.mark.skipif(not fashion_mnist.is_available(), reason="Fashion-MNIST is not installed")
+@pytest.mark.skipif(not fashion_mnist.is_available(), reason="needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
 def test_fashion_mnist_gives_the_builtin_geometry(tmp_path):
     rec = MAERecipe({"train_limit": 64, "eval_images": 32, "batch_size": 16, "max_steps": 2, "log_every": 1,
                      "preview_every": 1, "preview_index": 3}, "fashion-mnist")

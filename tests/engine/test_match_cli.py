@@ -11,7 +11,7 @@ from engine.data import captions as fm_captions
 from engine.data import fashion_mnist
 from main import main
 
-needs_fmnist = pytest.mark.skipif(not fashion_mnist.is_available(), reason="Fashion-MNIST is not installed")
+needs_fmnist = pytest.mark.skipif(not fashion_mnist.is_available(), reason="needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
 
 
 @pytest.fixture(scope="module")

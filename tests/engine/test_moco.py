@@ -227,7 +227,7 @@ def test_builtin_moco_backbone_has_learned_features():
     from engine.train.backbones import SmallResNet
 
     if not fashion_mnist.is_available():
-        pytest.skip("Fashion-MNIST is not installed")
+        pytest.skip("needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
     entry = catalogue.get("fmnist-moco-v2-resnet16")
     assert entry.family == "ssl-backbone"
     model = build_model(entry)  # checks the SHA-256

@@ -32,7 +32,7 @@ from tests.engine.training import drive, write_shapes
 REPO = Path(__file__).resolve().parents[2]
 needs_fmnist = pytest.mark.skipif(
     not fashion_mnist.is_available(),
-    reason="Fashion-MNIST is not installed: apt install dataset-fashion-mnist")
+    reason="needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
 
 #: A ViT small enough that a step takes milliseconds.
 TINY = {"embed_dim": 16, "depth": 1, "num_heads": 2, "patch_size": 4, "batch_size": 8, "image_size": 16,

@@ -16,7 +16,7 @@ from engine.train.loop import train
 from tests.engine.training import drive
 
 needs_fmnist = pytest.mark.skipif(not fashion_mnist.is_available(),
-                                  reason="Fashion-MNIST is not installed: apt install dataset-fashion-mnist")
+                                  reason="needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
 pytestmark = needs_fmnist
 
 

@@ -16,7 +16,7 @@ from engine.train.loop import train
 from engine.train.recipes import recipe_class
 from tests.engine.training import drive, one_thread  # noqa: F401  (one intra-op thread here too)
 
-needs_fmnist = pytest.mark.skipif(not fashion_mnist.is_available(), reason="Fashion-MNIST is not installed")
+needs_fmnist = pytest.mark.skipif(not fashion_mnist.is_available(), reason="needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
 SMALL = {"train_limit": 64, "test_limit": 20, "batch_size": 16, "max_steps": 4, "depth": 2, "width": 64,
          "log_every": 1, "checkpoint_every": 2, "caption_noise": 0.25}
 RUN = "vilt-tiny-test"
@@ -86,7 +86,7 @@ def test_random_negatives_are_another_class():
 def vilt_run():
     """A 4-step ViLT run in the runs folder: the catalogue lists it as run-vilt-tiny-test."""
     if not fashion_mnist.is_available():
-        pytest.skip("Fashion-MNIST is not installed")
+        pytest.skip("needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -19,7 +19,7 @@ from tests.gui.conftest import sample
 from tests.gui.test_classify_panel import drop_file
 
 pytestmark = pytest.mark.skipif(not fashion_mnist.is_available(),
-                                reason="Fashion-MNIST is not installed: apt install dataset-fashion-mnist")
+                                reason="needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from engine.data import fashion_mnist
 
-pytestmark = pytest.mark.skipif(not fashion_mnist.is_available(), reason="Fashion-MNIST is not installed")
+pytestmark = pytest.mark.skipif(not fashion_mnist.is_available(), reason="needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
 
 MODELS = {"fmnist-albef-tiny", "fmnist-mae-tiny"}
 

@@ -8,7 +8,7 @@ from PySide6.QtCore import QPoint, Qt
 
 from engine.data import fashion_mnist
 
-pytestmark = pytest.mark.skipif(not fashion_mnist.is_available(), reason="Fashion-MNIST is not installed")
+pytestmark = pytest.mark.skipif(not fashion_mnist.is_available(), reason="needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
 
 
 def ready_panel(window, qtbot):

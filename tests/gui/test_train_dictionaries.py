@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from engine.data import fashion_mnist
 
 pytestmark = pytest.mark.skipif(not fashion_mnist.is_available(),
-                                reason="Fashion-MNIST is not installed: apt install dataset-fashion-mnist")
+                                reason="needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
 
 TINY = {"max_steps": 6, "batch_size": 32, "width": 4, "train_limit": 512, "K": 64, "log_every": 1, "knn_bank": 256,
         "knn_test": 100, "knn_k": 10, "eval_batch_size": 128, "checkpoint_seconds": 1e9}

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from engine.data import fashion_mnist
 
 pytestmark = pytest.mark.skipif(not fashion_mnist.is_available(),
-                                reason="Fashion-MNIST is not installed: apt install dataset-fashion-mnist")
+                                reason="needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
 
 #: A ViT small enough for tens of steps a second on a CPU.
 TINY = {"max_steps": 100, "batch_size": 32, "embed_dim": 16, "depth": 1, "num_heads": 2, "train_limit": 2048,

@@ -7,7 +7,7 @@ import pytest
 
 from engine.data import fashion_mnist
 
-pytestmark = pytest.mark.skipif(not fashion_mnist.is_available(), reason="needs the Debian Fashion-MNIST package")
+pytestmark = pytest.mark.skipif(not fashion_mnist.is_available(), reason="needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
 
 
 def _clip_partials(tmp_path) -> list[dict]:

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from engine.data import fashion_mnist
 
 pytestmark = pytest.mark.skipif(not fashion_mnist.is_available(),
-                                reason="Fashion-MNIST is not installed: apt install dataset-fashion-mnist")
+                                reason="needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
 
 #: Three rounds of 15 steps on 2,048 images (10 labelled per class): seconds on a CPU. The threshold
 #: is low so that this weak model takes pseudo-labels to draw.

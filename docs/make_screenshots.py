@@ -1,9 +1,11 @@
-"""Regenerate the README screenshots offscreen: `python docs/make_screenshots.py [panel ...]`.
+"""Regenerate the README screenshots offscreen:
+`python docs/make_screenshots.py [--size WxH ...] [panel ...]`.
 
-Each panel is shown with a real result (sample photos, real weights), then grabbed. With panel
-names (classify, attention, search, mae, train, generate, match, match_vilt) only those are made; classify
-also makes models.png. A panel is shown before its result is asked for: panels run their first
-sample only once they are shown.
+Each panel is shown with a real result (sample photos, real weights), then grabbed once per window
+size (default 1280x800 and 1920x1080) into docs/screenshots/WxH/. With panel names (classify,
+attention, search, mae, train, generate, match, match_vilt) only those are made; classify also makes
+models.png. A panel is shown before its result is asked for: panels run their first sample only
+once they are shown.
 """
 from __future__ import annotations
 
@@ -30,24 +32,55 @@ def wait(app: QApplication, cond, timeout: float = 60.0) -> None:
         time.sleep(0.01)
 
 
+DEFAULT_SIZES = ((1280, 800), (1920, 1080))
+SIZES: list[tuple[int, int]] = []
+
+
+def parse_args(argv: list[str]) -> tuple[list[tuple[int, int]], list[str]]:
+    """(window sizes, panel names) from `--size WxH` options and names."""
+    sizes, names, it = [], [], iter(argv)
+    for arg in it:
+        if arg == "--size":
+            w, _, h = next(it, "").partition("x")
+            if not (w.isdigit() and h.isdigit()):
+                raise SystemExit("--size takes WIDTHxHEIGHT, e.g. --size 1280x800")
+            sizes.append((int(w), int(h)))
+        else:
+            names.append(arg)
+    return sizes or list(DEFAULT_SIZES), names
+
+
+def save(app: QApplication, widget, out: Path, name: str, rounds: int = 20, resize: bool = True) -> None:
+    """Grab `widget` at every window size into docs/screenshots/WxH/name (a dialog keeps its own size)."""
+    for w, h in SIZES:
+        if resize:
+            widget.resize(w, h)
+        settle(app, rounds)
+        folder = out / f"{w}x{h}"
+        folder.mkdir(parents=True, exist_ok=True)
+        widget.grab().save(str(folder / name))
+        print("wrote", folder / name)
+
+
 def main() -> None:
+    sizes, names = parse_args(sys.argv[1:])
+    SIZES[:] = sizes
     app = QApplication([])
     from gui.app import create_window
 
     window, bridge = create_window("cpu")
-    window.resize(1200, 800)
+    window.resize(*SIZES[0])
     window.show()
     bridge.start()
     out = ROOT / "docs" / "screenshots"
-    out.mkdir(parents=True, exist_ok=True)
     shots = {"classify": classify_screenshot, "attention": attention_screenshot, "search": search_screenshot,
              "mae": mae_screenshot, "train": train_screenshot, "generate": generate_screenshot,
              "match": match_screenshot, "match_vilt": match_vilt_screenshot}
-    unknown = set(sys.argv[1:]) - set(shots)
+    unknown = set(names) - set(shots)
     if unknown:
         raise SystemExit(f"no screenshot for {', '.join(sorted(unknown))}; choose from {', '.join(shots)}")
     for name, shot in shots.items():
-        if not sys.argv[1:] or name in sys.argv[1:]:
+        if not names or name in names:
             shot(app, window, out)
     bridge.shutdown()
 
@@ -74,8 +107,7 @@ def classify_screenshot(app: QApplication, window, out: Path) -> None:
     wait(app, lambda: bool(panel.top_labels()))
     wait(app, lambda: bridge.status is not None and bridge.status.loaded_models)
     settle(app, 30)
-    window.grab().save(str(out / "classify.png"))
-    print("wrote", out / "classify.png")
+    save(app, window, out, "classify.png")
 
     from engine.catalogue import entries
 
@@ -83,8 +115,7 @@ def classify_screenshot(app: QApplication, window, out: Path) -> None:
     wait(app, lambda: dialog.table.rowCount() == len(entries()))
     dialog.select("timm-vit-base")
     settle(app, 20)
-    dialog.grab().save(str(out / "models.png"))
-    print("wrote", out / "models.png")
+    save(app, dialog, out, "models.png", resize=False)
     dialog.hide()
 
 
@@ -103,16 +134,14 @@ def attention_screenshot(app: QApplication, window, out: Path) -> None:
     att.click_patch(6)
     wait(app, lambda: att.result.query == 6 and len(att.result.maps) == 4)
     settle(app, 30)
-    window.grab().save(str(out / "attention.png"))
-    print("wrote", out / "attention.png")
+    save(app, window, out, "attention.png")
     att.all_heads.setChecked(False)
     att.model_picker.combo.setCurrentIndex(att.model_picker.combo.findData("efficientnet-lite0"))
     coffee = coffee_photo()
     att.show_path(coffee)
     wait(app, lambda: att.result.path == coffee and att.result.method == "gradcam", 120)
     settle(app, 30)
-    window.grab().save(str(out / "attention-cnn.png"))
-    print("wrote", out / "attention-cnn.png")
+    save(app, window, out, "attention-cnn.png")
 
 
 def search_screenshot(app: QApplication, window, out: Path) -> None:
@@ -132,14 +161,12 @@ def search_screenshot(app: QApplication, window, out: Path) -> None:
     search.run_query("a cup of coffee")
     wait(app, lambda: search.results.total() > 0)
     settle(app, 60)  # thumbnails
-    window.grab().save(str(out / "search.png"))
-    print("wrote", out / "search.png")
+    save(app, window, out, "search.png", rounds=60)
 
 
 def mae_screenshot(app: QApplication, window, out: Path) -> None:
     """MAE: the built-in tiny MAE on a Fashion-MNIST coat, 75% random masking; then a live pretraining run."""
     mae_panel = window.panels["mae"]
-    window.resize(1280, 980)
     window.tabs.setCurrentWidget(mae_panel)
     wait(app, lambda: mae_panel.samples is not None and len(mae_panel.samples.paths()) > 6, 120)
     coat = next(p for p in mae_panel.samples.paths() if "fashion-mnist" in p and p.endswith("test-00006.png"))
@@ -149,14 +176,12 @@ def mae_screenshot(app: QApplication, window, out: Path) -> None:
     wait(app, lambda: mae_panel.result is not None and mae_panel.result.path == coat
          and mae_panel.result.mode == "random", 120)
     settle(app, 40)
-    window.grab().save(str(out / "mae.png"))
-    print("wrote", out / "mae.png")
+    save(app, window, out, "mae.png")
     box = mae_panel.pretrain
     box.start({"epochs": 1, "train_limit": 8192, "batch_size": 64, "log_every": 4, "preview_every": 8,
                "eval_images": 256})
     wait(app, lambda: box.previews_seen >= 6, 600)
-    window.grab().save(str(out / "mae_pretrain.png"))
-    print("wrote", out / "mae_pretrain.png")
+    save(app, window, out, "mae_pretrain.png")
     box.stop()
     wait(app, lambda: not box.running(), 120)
 
@@ -164,7 +189,6 @@ def mae_screenshot(app: QApplication, window, out: Path) -> None:
 def train_screenshot(app: QApplication, window, out: Path) -> None:
     """Train: a short MoCo v2 run on Fashion-MNIST, its two-view preview, curves and runs list."""
     panel = window.panels["train"]
-    window.resize(1400, 1060)
     window.tabs.setCurrentWidget(panel)
     wait(app, lambda: "moco_v2" in panel.infos, 120)
     panel.set_dataset("fashion-mnist")
@@ -175,15 +199,13 @@ def train_screenshot(app: QApplication, window, out: Path) -> None:
     panel.start()
     wait(app, lambda: not panel.running(), 900)
     settle(app, 60)  # the history reload and the last redraw
-    window.grab().save(str(out / "train.png"))
-    print("wrote", out / "train.png")
+    save(app, window, out, "train.png")
 
 
 
 def generate_screenshot(app: QApplication, window, out: Path) -> None:
     """Generate: the built-in tiny unCLIP, 8 sneakers, the embedding explained, an interpolation strip."""
     panel = window.panels["generate"]
-    window.resize(1400, 980)
     window.tabs.setCurrentWidget(panel)
     wait(app, lambda: panel.generators.get("fmnist-unclip-tiny") is not None, 120)
     panel.interp_a.setText("a photo of a sneaker")
@@ -199,15 +221,13 @@ def generate_screenshot(app: QApplication, window, out: Path) -> None:
     wait(app, lambda: panel.job is None and panel.result is not None, 600)
     panel.tabs.setCurrentIndex(2)
     settle(app, 40)
-    window.grab().save(str(out / "generate.png"))
-    print("wrote", out / "generate.png")
+    save(app, window, out, "generate.png")
 
 
 def match_screenshot(app: QApplication, window, out: Path, model_id: str = "fmnist-albef-tiny",
                      name: str = "match.png") -> None:
     """Match: the built-in tiny ALBEF on a Fashion-MNIST sneaker, class captions, one word's Grad-CAM."""
     panel = window.panels["match"]
-    window.resize(1280, 900)
     window.tabs.setCurrentWidget(panel)
     wait(app, lambda: panel.samples is not None and len(panel.samples.paths()) > 6 and panel.results_shown, 120)
     combo = panel.model_picker.combo
@@ -224,8 +244,7 @@ def match_screenshot(app: QApplication, window, out: Path, model_id: str = "fmni
     panel.table.selectRow(0)
     panel.word_group.buttons()[-2].click()  # the word "sneaker"
     settle(app, 40)
-    window.grab().save(str(out / name))
-    print("wrote", out / name)
+    save(app, window, out, name)
 
 
 def match_vilt_screenshot(app: QApplication, window, out: Path) -> None:

@@ -80,6 +80,14 @@ REQUESTS: dict[str, str] = {
     "match_samples": "engine.match.jobs:match_samples_job",
 }
 
+#: Requests that only fetch what a panel needs to show itself (lists, samples, previews, curves):
+#: their jobs are marked internal, so the jobs list shows the user's own work unless asked for all.
+INTERNAL_REQUESTS: frozenset[str] = frozenset({
+    "attention_samples", "train_recipes", "train_backbones", "train_runs", "train_run_history", "train_preview",
+    "fashion_mnist_status",
+    "list_models", "search_status", "generate_gallery", "generate_models", "mae_samples", "match_samples",
+})
+
 Listener = Callable[[Any], None]
 
 
@@ -158,12 +166,15 @@ class Engine:
             self._listeners.remove(fn)
 
     def submit(self, request: str | Callable, params: dict | None = None, *, name: str | None = None,
-               priority: Priority = Priority.INTERACTIVE) -> JobHandle:
+               priority: Priority = Priority.INTERACTIVE, internal: bool | None = None) -> JobHandle:
+        """internal: None takes the request's own mark (INTERNAL_REQUESTS)."""
         if isinstance(request, str) and request not in REQUESTS:
             raise PatchworkError(f"unknown request {request!r}; known: {', '.join(sorted(REQUESTS))}")
         kind = request if isinstance(request, str) else getattr(request, "__name__", "job")
+        if internal is None:
+            internal = kind in INTERNAL_REQUESTS
         info = JobInfo(id=next(self._ids), name=name or kind, kind=kind, priority=Priority(priority),
-                       state=JobState.QUEUED, submitted=time.monotonic())
+                       state=JobState.QUEUED, submitted=time.monotonic(), internal=internal)
         handle = JobHandle(info, self)
         job = _Job(info, request, dict(params or {}), handle)
         with self._cv:

@@ -72,6 +72,7 @@ class JobInfo:
     finished: float | None = None
     progress: Progress = field(default_factory=Progress)
     error: ErrorInfo | None = None
+    internal: bool = False  # bookkeeping (listing models, runs, samples): the jobs list hides it by default
 
     @property
     def elapsed(self) -> float:

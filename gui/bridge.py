@@ -50,16 +50,17 @@ class EngineBridge(QObject):
         self.engine.start()
 
     def submit(self, request: str, params: dict | None = None, *, name: str | None = None,
-               background: bool = False, on_result=None, on_error=None, on_progress=None,
-               on_partial=None, on_cancelled=None) -> int:
+               background: bool = False, internal: bool | None = None, on_result=None, on_error=None,
+               on_progress=None, on_partial=None, on_cancelled=None) -> int:
         """Submit a named engine request; the callbacks run on the GUI thread.
 
         After shutdown() it returns 0 and runs nothing: a timer or late signal that fires while the
-        app closes (a panel refreshing its list) must not raise into the Qt event loop."""
+        app closes (a panel refreshing its list) must not raise into the Qt event loop. `internal`
+        overrides the request's own mark (engine.core.INTERNAL_REQUESTS) for the jobs list."""
         if self._closed:
             return 0
         priority = Priority.BACKGROUND if background else Priority.INTERACTIVE
-        handle = self.engine.submit(request, params, name=name, priority=priority)
+        handle = self.engine.submit(request, params, name=name, priority=priority, internal=internal)
         # Safe even if the job has already finished: its events reach _dispatch through
         # the queued signal, which cannot run before this GUI-thread call returns.
         self._callbacks[handle.id] = _Callbacks(on_result, on_error, on_progress, on_partial, on_cancelled)

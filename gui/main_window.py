@@ -100,7 +100,7 @@ class MainWindow(QMainWindow):
         self.panels = LazyPanels(self.tabs, bridge, settings)
         self.setCentralWidget(self.tabs)
 
-        self.jobs_dock = JobsDock(bridge, self)
+        self.jobs_dock = JobsDock(bridge, settings, self)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.jobs_dock)
         self.setStatusBar(EngineStatusBar(bridge, self))
         self._build_menus()
@@ -165,8 +165,6 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window/state")
         if state is not None:
             self.restoreState(state)
-        else:
-            self.resizeDocks([self.jobs_dock], [150], Qt.Orientation.Vertical)
         self.tabs.setCurrentIndex(int(self.settings.value("window/tab", 0)))
 
     def closeEvent(self, event) -> None:  # noqa: N802

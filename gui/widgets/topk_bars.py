@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPalette
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 ROW_H = 34
+PCT_W = 64  # the percentage after each bar
+LABEL_PAD = 8  # between a label and its bar
 
 
 class TopKBars(QWidget):
@@ -25,11 +27,33 @@ class TopKBars(QWidget):
     def rows(self) -> list[tuple[str, str, float]]:
         return list(self._rows)
 
+    def _bold(self) -> QFont:
+        bold = QFont(self.font())
+        bold.setBold(True)
+        return bold
+
+    def _label_needed(self) -> int:
+        """Width that shows every label whole (the first row is bold)."""
+        bold, plain = QFontMetrics(self._bold()), self.fontMetrics()
+        return max((bold if i == 0 else plain).horizontalAdvance(label) for i, (label, _, _) in enumerate(self._rows)) \
+            + LABEL_PAD + 4 if self._rows else 0  # +4: elidedText rounds fractional advances up
+
+    def _label_width(self) -> int:
+        """Labels get what they need, up to 60 % of the width; the bars take the rest."""
+        return min(self._label_needed(), int(self.width() * 0.6))
+
+    def elided_labels(self) -> list[str]:
+        """Labels drawn shortened at the current width (for layout checks)."""
+        bold, plain = QFontMetrics(self._bold()), self.fontMetrics()
+        room = self._label_width() - LABEL_PAD
+        return [label for i, (label, _, _) in enumerate(self._rows)
+                if (bold if i == 0 else plain).elidedText(label, Qt.TextElideMode.ElideRight, room) != label]
+
     def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(320, max(1, len(self._rows)) * ROW_H + 8)
+        return QSize(self._label_needed() + PCT_W + 200, max(1, len(self._rows)) * ROW_H + 8)
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802
-        return QSize(200, max(1, len(self._rows)) * ROW_H + 8)
+        return QSize(min(self._label_needed(), 240) + PCT_W + 80, max(1, len(self._rows)) * ROW_H + 8)
 
     def paintEvent(self, event) -> None:  # noqa: N802
         p = QPainter(self)
@@ -37,18 +61,17 @@ class TopKBars(QWidget):
         pal = self.palette()
         accent = pal.color(QPalette.ColorRole.Highlight)
         track = pal.color(QPalette.ColorRole.AlternateBase)
-        label_w = min(220, int(self.width() * 0.42))
-        pct_w = 64
+        label_w = self._label_width()
+        pct_w = PCT_W
         bar_w = max(20, self.width() - label_w - pct_w - 16)
-        bold = QFont(self.font())
-        bold.setBold(True)
+        bold = self._bold()
         for i, (label, _, prob) in enumerate(self._rows):
             y = 4 + i * ROW_H
             p.setFont(bold if i == 0 else self.font())
             p.setPen(pal.color(QPalette.ColorRole.WindowText))
-            p.drawText(QRectF(4, y, label_w - 8, ROW_H - 6),
+            p.drawText(QRectF(0, y, label_w - 6, ROW_H - 6),
                        Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
-                       p.fontMetrics().elidedText(label, Qt.TextElideMode.ElideRight, label_w - 8))
+                       p.fontMetrics().elidedText(label, Qt.TextElideMode.ElideRight, label_w - LABEL_PAD))
             bar = QRectF(label_w, y + 6, bar_w, ROW_H - 18)
             p.setPen(Qt.PenStyle.NoPen)
             p.setBrush(track)

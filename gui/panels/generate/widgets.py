@@ -51,20 +51,44 @@ class ImageGrid(QWidget):
     def clear(self) -> None:
         self.set_images([])
 
-    def _layout(self) -> tuple[int, int, float]:
+    def _caption_need(self) -> int:
+        """Column pitch that shows the widest caption whole (captions may use the gap between cells)."""
+        fm = self.fontMetrics()
+        return max((fm.horizontalAdvance(c) for c in self._captions if c), default=0) + 6
+
+    def _layout(self) -> tuple[int, int, float, float]:
+        """(columns, rows, cell side, column pitch). Cells are spaced wide enough for their captions;
+        when a row of them would not fit, fewer columns."""
         n = max(1, len(self._pixmaps))
-        cols = max(1, min(self.columns, n))
-        rows = -(-n // cols)
-        side = min((self.width() - 8 * (cols + 1)) / cols, (self.height() - rows * (self.caption_h + 8) - 8) / rows)
-        return cols, rows, max(8.0, side)
+        need = self._caption_need()
+        for cols in range(max(1, min(self.columns, n)), 0, -1):
+            rows = -(-n // cols)
+            side = max(8.0, min((self.width() - 8 * (cols + 1)) / cols,
+                                (self.height() - rows * (self.caption_h + 8) - 8) / rows))
+            pitch = max(side + 8, need)
+            if cols * pitch - 8 <= self.width() - 8:
+                break
+        return cols, rows, side, pitch
 
     def cell_rect(self, i: int) -> QRectF:
-        cols, rows, side = self._layout()
-        total_w = cols * side + (cols - 1) * 8
+        cols, rows, side, pitch = self._layout()
+        total_w = (cols - 1) * pitch + side
         total_h = rows * (side + self.caption_h) + (rows - 1) * 8
         x0, y0 = (self.width() - total_w) / 2, (self.height() - total_h) / 2
         r, c = divmod(i, cols)
-        return QRectF(x0 + c * (side + 8), y0 + r * (side + self.caption_h + 8), side, side)
+        return QRectF(x0 + c * pitch, y0 + r * (side + self.caption_h + 8), side, side)
+
+    def caption_rect(self, i: int) -> QRectF:
+        """Where caption i is drawn: under its cell, as wide as the column pitch."""
+        r = self.cell_rect(i)
+        pitch = self._layout()[3]
+        return QRectF(r.center().x() - pitch / 2 + 1, r.bottom() + 2, pitch - 2, self.caption_h)
+
+    def elided_captions(self) -> list[str]:
+        """Captions drawn shortened at the current size (for layout checks)."""
+        fm = self.fontMetrics()
+        return [c for i, c in enumerate(self._captions)
+                if c and fm.elidedText(c, Qt.TextElideMode.ElideRight, int(self.caption_rect(i).width())) != c]
 
     def paintEvent(self, event) -> None:  # noqa: N802
         p = QPainter(self)
@@ -87,9 +111,9 @@ class ImageGrid(QWidget):
                 p.drawRect(r.adjusted(-2, -2, 2, 2))
             if self._captions[i]:
                 p.setPen(pal.color(QPalette.ColorRole.WindowText))
-                p.drawText(QRectF(r.x(), r.bottom() + 2, r.width(), self.caption_h),
-                           Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
-                           p.fontMetrics().elidedText(self._captions[i], Qt.TextElideMode.ElideRight, int(r.width())))
+                box = self.caption_rect(i)
+                p.drawText(box, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
+                           p.fontMetrics().elidedText(self._captions[i], Qt.TextElideMode.ElideRight, int(box.width())))
 
     def index_at(self, pos) -> int:
         for i in range(len(self._pixmaps)):

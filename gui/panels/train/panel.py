@@ -131,6 +131,7 @@ class TrainPanel(QWidget):
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error = ErrorLabel()
         run_box = QGroupBox("Run")
+        self.run_box = run_box
         rbl = QVBoxLayout(run_box)
         rbl.addWidget(self.run_edit)
         rbl.addLayout(buttons)
@@ -138,25 +139,37 @@ class TrainPanel(QWidget):
         rbl.addWidget(self.status)
         rbl.addWidget(self.error)
 
+        # The setup scrolls; the Run box stays under it, so Start, Stop and the progress are always in view.
         left = QWidget()
         ll = QVBoxLayout(left)
-        for w in (data_box, recipe_box, settings_box, run_box):
+        ll.setContentsMargins(0, 0, 4, 0)
+        for w in (data_box, recipe_box, settings_box):
             ll.addWidget(w)
         ll.addStretch(1)
         left_scroll = QScrollArea()
         left_scroll.setWidget(left)
         left_scroll.setWidgetResizable(True)
+        left_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         left_scroll.setMinimumWidth(max(360, left.minimumSizeHint().width() + 24))  # never cut a field off
+        left_scroll.setMinimumHeight(120)
         self.left_scroll = left_scroll
+        left_column = QWidget()
+        lcl = QVBoxLayout(left_column)
+        lcl.setContentsMargins(0, 0, 0, 0)
+        lcl.addWidget(left_scroll, 1)
+        lcl.addWidget(run_box)
 
-        # ------------------------------------------------------------ right: preview, curves, runs
+        # ------------------------------------------------------------ right: preview / curves / matrix, runs
         self.preview = PreviewStrip()
-        preview_box = QGroupBox("Dataset preview")
-        QVBoxLayout(preview_box).addWidget(self.preview)
+        preview_page = QWidget()
+        ppl = QVBoxLayout(preview_page)
+        ppl.addWidget(self.preview)
+        ppl.addStretch(1)
         self.plots = LivePlots()
         self.results = ResultsView()
         self.tabs = QTabWidget()
+        self.tabs.addTab(preview_page, "Dataset preview")
         self.tabs.addTab(self.plots, "Curves")
         self.tabs.addTab(self.results, "Confusion matrix")
 
@@ -196,16 +209,16 @@ class TrainPanel(QWidget):
         rl2.addLayout(run_buttons)
 
         right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(preview_box)
         right.addWidget(self.tabs)
         right.addWidget(runs_box)
-        right.setStretchFactor(0, 0)
-        right.setStretchFactor(1, 3)
-        right.setStretchFactor(2, 1)
-        right.setSizes([200, 520, 180])
+        right.setChildrenCollapsible(False)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 1)
+        right.setSizes([560, 170])
         self.right_split = right
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(left_scroll)
+        split.setChildrenCollapsible(False)
+        split.addWidget(left_column)
         split.addWidget(right)
         split.setStretchFactor(0, 0)
         split.setStretchFactor(1, 1)
@@ -502,6 +515,8 @@ class TrainPanel(QWidget):
         if not isinstance(record, dict):
             return
         self.plots.add_record(run_name, record)
+        if record.get("kind") == "train" and "step" in record:
+            self.runs.set_live_step(run_name, record["step"], record.get("total_steps"))
         if run_name != self.run_name:
             return
         if record.get("kind") == "train":
@@ -520,6 +535,7 @@ class TrainPanel(QWidget):
                                 f"{run_name}" + (f" · accuracy {100 * acc:.1f}%" if acc is not None else ""))
 
     def _ended(self, run_name: str) -> None:
+        self.runs.end_live(run_name)
         for job, name in list(self.jobs.items()):
             if name == run_name:
                 del self.jobs[job]

@@ -19,6 +19,8 @@ MAX_POINTS = 5000
 METRICS = (("accuracy", "test accuracy"), ("knn_acc", "kNN accuracy"), ("zero_shot_accuracy", "zero-shot accuracy"),
            ("recall_at_1", "recall@1"), ("masked_mse", "hidden-patch MSE"))
 HIST_BINS = 40
+MIN_PLOT_HEIGHT = 170  # px per row of plots: room for a title, a few y ticks and the step axis
+PERCENT_METRICS = {"accuracy", "knn_acc", "zero_shot_accuracy", "recall_at_1"}
 SSL_TITLE = "Contrastive: instance accuracy · <span style='font-style:italic'>queue / bank fill (dotted)</span>"
 #: Pseudo-labelling's per-round lines (eval records), drawn in the bottom-right plot.
 PSEUDO_LINES = ("pseudo_label_accuracy", "pseudo_label_coverage")
@@ -117,6 +119,7 @@ class LivePlots(QWidget):
         for key in ("similarity", "ssl"):
             self.plots[key].setVisible(show)
         self.view.ci.layout.setRowStretchFactor(2, 1 if show else 0)
+        self.view.setMinimumHeight((3 if show else 2) * MIN_PLOT_HEIGHT)
 
     # ------------------------------------------------------------------ series
     def clear(self) -> None:
@@ -244,11 +247,25 @@ class LivePlots(QWidget):
         if key not in s.curves:
             pen = pg.mkPen(s.colour, width=2, style=style or pg.QtCore.Qt.PenStyle.SolidLine)
             named = plot_key == "loss"
+            # held-out metrics come a few times a run: large dots, so one evaluation is not a speck
             curve = self.plots[plot_key].plot([], [], pen=pen, name=s.name if named else None,
-                                              symbol="o" if plot_key == "metric" else None, symbolSize=5,
+                                              symbol="o" if plot_key == "metric" else None,
+                                              symbolSize=9 if plot_key == "metric" else 6,
                                               symbolBrush=s.colour, symbolPen=None)
             s.curves[key] = curve
         return s.curves[key]
+
+    def _metric_title(self, key: str) -> str:
+        """The metric's name and, for one run, its latest value: readable even from a single point."""
+        title = dict(METRICS)[key]
+        if len(self.series) != 1:
+            return title
+        points = next(iter(self.series.values())).eval.get(key)
+        if not points:
+            return title
+        step, value = points[-1]
+        shown = f"{100 * value:.1f}%" if key in PERCENT_METRICS else f"{value:.4g}"
+        return f"{title}: {shown} at step {step:,.0f}"
 
     def _metric_key(self) -> str | None:
         present = set()
@@ -264,9 +281,9 @@ class LivePlots(QWidget):
             return
         self.legend.setVisible(len(self.series) > 1)
         key = self._metric_key()
-        if key != self.metric_key and key is not None:
+        if key is not None:
             self.metric_key = key
-            self.plots["metric"].setTitle(dict(METRICS)[key])
+            self.plots["metric"].setTitle(self._metric_title(key))
         for s in self.series.values():
             if not s.dirty:
                 continue

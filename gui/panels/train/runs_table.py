@@ -43,7 +43,25 @@ class RunsTable(QTableWidget):
         for c in range(1, len(COLUMNS)):
             h.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
         self.rows: list = []
+        self.live: dict[str, tuple[int, int]] = {}  # run -> (step, total steps) from the running job's records
         self.itemSelectionChanged.connect(self.selection_changed)
+
+    def set_live_step(self, name: str, step: int, total: int | None = None) -> None:
+        """The running job's own step: a run's card is written only at checkpoints, so the list would
+        lag behind (0/60 while the job is at 45/60)."""
+        row = next((i for i, r in enumerate(self.rows) if r.name == name), None)
+        total = total or (self.rows[row].total_steps if row is not None else 0)
+        self.live[name] = (int(step), int(total))
+        if row is not None and self.item(row, 4) is not None:
+            self.item(row, 4).setText(self._step_text(self.rows[row]))
+
+    def end_live(self, name: str) -> None:
+        """The job has ended: its card is the truth again."""
+        self.live.pop(name, None)
+
+    def _step_text(self, r) -> str:
+        step, total = self.live.get(r.name, (r.step, r.total_steps))
+        return f"{max(step, r.step):,}/{total or r.total_steps:,}"
 
     def set_runs(self, runs) -> None:
         selected = {r.name for r in self.selected()}
@@ -52,7 +70,7 @@ class RunsTable(QTableWidget):
         self.setRowCount(len(self.rows))
         for i, r in enumerate(self.rows):
             cells = (r.name, r.recipe, r.dataset.rsplit("/", 1)[-1], state_text(r),
-                     f"{r.step:,}/{r.total_steps:,}", best_text(r), r.updated.replace("T", " ")[:19])
+                     self._step_text(r), best_text(r), r.updated.replace("T", " ")[:19])
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if c == 3:

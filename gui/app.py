@@ -8,6 +8,7 @@ import time
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from gui import platform_check
 from gui.bridge import EngineBridge
 from gui.main_window import MainWindow
 from gui.settings import open_settings
@@ -23,6 +24,11 @@ def create_window(device: str | None = None) -> tuple[MainWindow, EngineBridge]:
 
 
 def run_gui(device: str | None = None, argv: list[str] | None = None) -> int:
+    if QApplication.instance() is None:
+        message = platform_check.problem()
+        if message:  # Qt would abort with a misleading line; say what is missing and how to get it
+            print(message, file=sys.stderr)
+            return 3
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     app.setApplicationName("Patchwork")
     app.setOrganizationName("Patchwork")

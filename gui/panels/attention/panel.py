@@ -91,7 +91,22 @@ class AttentionPanel(FileDrops, QWidget):
         self.token_label.setStyleSheet("background: palette(alternate-base); border-radius: 4px; padding: 6px;")
         self.token_label.setToolTip("The model's token picture: image → patches → tokens → heads → blocks")
         self.token_label.hide()
-        left = column((self.stack, 1), self.colour_bar, self.hover_label, self.token_label, margins=0)
+        # The sample strips sit under the picture only, so the controls and the top-5 get the full height.
+        self.photo_strip = SampleStrip(sample_photos(), "Photos:")
+        self.photo_strip.chosen.connect(self.show_path)
+        self.fmnist_strip: SampleStrip | None = None
+        samples = QWidget()
+        self.samples_row = QVBoxLayout(samples)
+        self.samples_row.setContentsMargins(0, 0, 0, 0)
+        self.samples_row.addWidget(self.photo_strip)
+        samples_scroll = QScrollArea()  # ten Fashion-MNIST samples are wider than the picture
+        samples_scroll.setWidget(samples)
+        samples_scroll.setWidgetResizable(True)
+        samples_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        samples_scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        samples_scroll.setFixedHeight(122)
+        left = column((self.stack, 1), self.colour_bar, self.hover_label, self.token_label, samples_scroll,
+                      margins=0)
 
         # ---------------------------------------------------------------- controls
         self.method_combo = QComboBox()
@@ -163,31 +178,30 @@ class AttentionPanel(FileDrops, QWidget):
         self.note_label.setWordWrap(True)
         self.error_label = ErrorLabel(padding=8)
 
+        # The controls scroll if they must; the top-5 stays under them, always in full view.
         side = column(_section("Map"), self.form, _section("Display"), display, busy_row, self.status_label,
-                      self.error_label, self.note_label, self.heading, self.bars, 1)
+                      self.error_label, self.note_label, 1)
         scroll = QScrollArea()
         scroll.setWidget(side)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setMinimumWidth(340)
-        scroll.setMaximumWidth(520)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumHeight(160)
+        right = column((scroll, 1), self.heading, self.bars, margins=0)
+        right.layout().setContentsMargins(8, 0, 0, 0)
+        right.setMinimumWidth(360)
+        right.setMaximumWidth(560)
 
         split = QSplitter(Qt.Orientation.Horizontal)
+        split.setChildrenCollapsible(False)
         split.addWidget(left)
-        split.addWidget(scroll)
+        split.addWidget(right)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
-
-        self.photo_strip = SampleStrip(sample_photos(), "Photos:")
-        self.photo_strip.chosen.connect(self.show_path)
-        self.fmnist_strip: SampleStrip | None = None
-        self.samples_row = QVBoxLayout()
-        self.samples_row.addWidget(self.photo_strip)
 
         lay = QVBoxLayout(self)
         lay.addLayout(top)
         lay.addWidget(split, 1)
-        lay.addLayout(self.samples_row)
 
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)

@@ -53,8 +53,10 @@ class ClassifyPanel(FileDrops, QWidget):
         self.details.setStyleSheet("color: palette(mid);")
         self.error_label = ErrorLabel(padding=8)
         right = column(self.heading, self.bars, self.error_label, self.details, 1)
+        right.setMinimumWidth(440)  # whole class names beside bars long enough to compare
 
         split = QSplitter(Qt.Orientation.Horizontal)
+        split.setChildrenCollapsible(False)
         split.addWidget(self.image_view)
         split.addWidget(right)
         split.setStretchFactor(0, 3)

@@ -14,7 +14,7 @@ import os
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QHBoxLayout, QHeaderView, QLabel,
-                               QPlainTextEdit, QProgressBar, QPushButton, QTableWidget,
+                               QPlainTextEdit, QPushButton, QTableWidget,
                                QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
 
 from engine.match.jobs import DEFAULT_ALBEF
@@ -23,6 +23,7 @@ from gui.qimage import array_to_pixmap
 from gui.widgets.error_label import ErrorLabel
 from gui.widgets.image_view import ImageView
 from gui.widgets.model_picker import ModelPicker, open_and_model_row
+from gui.widgets.score_cell import ScoreCell
 from gui.widgets.sample_strip import SampleShelf, SampleStrip
 
 DEFAULT_CAPTIONS = ("a photo of a t-shirt.", "a photo of a pair of trousers.", "a photo of a sneaker.",
@@ -49,13 +50,8 @@ def _dash() -> QLabel:
     return label
 
 
-def _bar(value: float, text: str) -> QProgressBar:
-    bar = QProgressBar()
-    bar.setRange(0, 1000)
-    bar.setValue(int(round(max(0.0, min(1.0, value)) * 1000)))
-    bar.setFormat(text)
-    bar.setTextVisible(True)
-    return bar
+def _bar(value: float, text: str) -> ScoreCell:
+    return ScoreCell(value, text)
 
 
 class MatchPanel(ImageInput, QWidget):

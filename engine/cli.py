@@ -181,6 +181,13 @@ def run_one(device: str | None, job: str, params: dict):
         engine.shutdown()
 
 
+def warn_domain(result) -> None:
+    """One `warning: ...` line on stderr when a result's input lies outside its model's domain."""
+    warning = getattr(result, "domain_warning", None)
+    if warning is not None:
+        print("warning: " + " ".join(warning.message.split()), file=sys.stderr, flush=True)
+
+
 def _train(args) -> int:
     """`train RECIPE --dataset ... [--set k=v] [--resume RUN]`: see engine/train/cli.py."""
     from engine.train.cli import run as run_train
@@ -207,11 +214,12 @@ def _classify(args) -> int:
             try:
                 res = handle.result()
             except JobFailed as exc:
-                print(f"error: {exc.info.message}", file=sys.stderr)
-                if not exc.info.expected or exc.info.type in ("DeviceError", "ModelError"):
-                    return EXIT_ENGINE
+                say_error(exc.info.message)
+                if exit_code(exc.info) != EXIT_BAD_INPUT or exc.info.type == "ModelError":
+                    return exit_code(exc.info)  # the same for every image: stop here
                 status = EXIT_BAD_INPUT
                 continue
+            warn_domain(res)
             if args.json:
                 print(json.dumps({"path": res.path, "model": res.model_id,
                                   "top": [{"label": p.label, "prob": round(p.prob, 6), "index": p.index}

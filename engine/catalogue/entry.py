@@ -55,12 +55,17 @@ class ModelEntry:
     licence: str
     size_mb: float
     source: Source
-    builder: str  # "module:function", called as fn(entry, path) -> eval-mode torch module
+    builder: str  # a registered builder name (engine.catalogue.registry), fn(entry, path) -> eval-mode module
     labels: str | None = None  # resources/labels/<labels>.txt, for classifiers
     preprocess: Preprocess = field(default_factory=Preprocess)
     arch: str = ""  # builder-specific architecture name (timm name, open_clip name, ...)
     options: tuple[tuple[str, str], ...] = ()  # builder-specific extras, as (key, value) pairs
     requires: str | None = None  # optional install extra this model needs, e.g. "diffusers"
+
+    def __post_init__(self):
+        from engine.catalogue.registry import builder_name
+
+        object.__setattr__(self, "builder", builder_name(self.builder))  # old cards' "module:function"
 
     @property
     def sha256(self) -> str | None:

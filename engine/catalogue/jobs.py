@@ -26,19 +26,18 @@ FAMILY_PANELS = {
     "vilt": ("match",),
 }
 
-_B = "engine.models.builders:"
 #: Architectures a user can pick when a file's keys are not recognised: (family, builder, arch, options).
 ARCH_CHOICES: dict[str, tuple[str, str, str, tuple]] = {
-    "timm ViT-Ti/16": ("vit", _B + "build_timm", "vit_tiny_patch16_224", ()),
-    "timm ViT-S/16": ("vit", _B + "build_timm", "vit_small_patch16_224", ()),
-    "timm ViT-B/16": ("vit", _B + "build_timm", "vit_base_patch16_224", ()),
-    "timm DeiT-Ti/16": ("vit", _B + "build_timm", "deit_tiny_patch16_224", ()),
-    "timm DeiT-S/16": ("vit", _B + "build_timm", "deit_small_patch16_224", ()),
-    "torchvision ViT-B/16": ("vit", _B + "build_torchvision_vit", "vit_b_16", ()),
-    "open_clip ViT-B-32": ("clip", _B + "build_open_clip", "ViT-B-32", ()),
-    "open_clip ViT-B-16": ("clip", _B + "build_open_clip", "ViT-B-16", ()),
-    "MAE ViT-B/16": ("mae", _B + "build_mae", "mae_vit_base_patch16", ()),
-    "MAE ViT-L/16": ("mae", _B + "build_mae", "mae_vit_large_patch16", ()),
+    "timm ViT-Ti/16": ("vit", "timm", "vit_tiny_patch16_224", ()),
+    "timm ViT-S/16": ("vit", "timm", "vit_small_patch16_224", ()),
+    "timm ViT-B/16": ("vit", "timm", "vit_base_patch16_224", ()),
+    "timm DeiT-Ti/16": ("vit", "timm", "deit_tiny_patch16_224", ()),
+    "timm DeiT-S/16": ("vit", "timm", "deit_small_patch16_224", ()),
+    "torchvision ViT-B/16": ("vit", "torchvision_vit", "vit_b_16", ()),
+    "open_clip ViT-B-32": ("clip", "open_clip", "ViT-B-32", ()),
+    "open_clip ViT-B-16": ("clip", "open_clip", "ViT-B-16", ()),
+    "MAE ViT-B/16": ("mae", "mae", "mae_vit_base_patch16", ()),
+    "MAE ViT-L/16": ("mae", "mae", "mae_vit_large_patch16", ()),
 }
 
 
@@ -54,10 +53,10 @@ def _preprocess_for(builder: str, arch: str, options) -> Preprocess:
     from engine.catalogue.builtin import CLIP, DEIT, HALF, IMAGENET
     from engine.models import efficientnet_lite
 
-    if builder == "engine.models.efficientnet_lite:build" or "efficientnet_lite" in arch:
+    if builder == "efficientnet_lite" or "efficientnet_lite" in arch:
         # TF-Lite weights expect (x - 127) / 128, not ImageNet statistics
         return Preprocess(224, 256, efficientnet_lite.MEAN, efficientnet_lite.STD, "bicubic")
-    if builder.endswith("build_open_clip"):
+    if builder == "open_clip":
         import dataclasses
 
         import open_clip
@@ -65,7 +64,7 @@ def _preprocess_for(builder: str, arch: str, options) -> Preprocess:
         size = (open_clip.get_model_config(arch) or {}).get("vision_cfg", {}).get("image_size", 224)
         size = size[0] if isinstance(size, (list, tuple)) else int(size)
         return dataclasses.replace(CLIP, input_size=size, resize=size)  # CLIP: resize the short side to the input size
-    if builder.endswith("build_timm"):
+    if builder == "timm":
         return DEIT if arch.startswith("deit") else HALF
     return IMAGENET
 

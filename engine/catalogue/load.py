@@ -5,11 +5,11 @@ where one is known (once per file per session), and calls the entry's builder.
 """
 from __future__ import annotations
 
-import importlib
 import time
 
 from engine.catalogue import get
 from engine.catalogue.locate import NEEDS_DOWNLOAD, local_path, state_of
+from engine.catalogue.registry import resolve
 from engine.errors import ModelError
 from engine.integrity import verify_sha256
 
@@ -18,6 +18,12 @@ _verified: set[tuple[str, str]] = set()
 
 def build_model(entry, path=None):
     """Build `entry` on the CPU in eval mode (no cache, no device move)."""
+    try:  # a card naming an unregistered builder is refused before its files are touched
+        builder = resolve(entry.builder)
+    except ModelError as exc:
+        raise ModelError(f"{entry.name}: {exc}") from None
+    except ImportError as exc:
+        raise ModelError(f"{entry.name} needs a package that is not installed: {exc.name}") from None
     path = path or local_path(entry)
     if path is None:
         st = state_of(entry)
@@ -26,11 +32,6 @@ def build_model(entry, path=None):
     if entry.sha256 and path.is_file() and (str(path), entry.sha256) not in _verified:
         verify_sha256(str(path), entry.sha256)
         _verified.add((str(path), entry.sha256))
-    module, _, fn = entry.builder.partition(":")
-    try:
-        builder = getattr(importlib.import_module(module), fn)
-    except ImportError as exc:
-        raise ModelError(f"{entry.name} needs a package that is not installed: {exc.name}") from None
     return builder(entry, path).eval()
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.catalogue.registry import register_builder
 from engine.errors import ModelError
 from engine.generate.diffusion import NoiseSchedule, ddim_iter, guided, slerp
 from engine.generate.prior import PriorConfig, build_prior, sample_prior
@@ -67,10 +68,12 @@ def load_decoder(weights: str | Path) -> torch.nn.Module:
     return load_strict(UNet(cfg), weights)
 
 
+@register_builder("unclip_prior")
 def build_prior_from_run(entry, path):
     return load_prior(path)
 
 
+@register_builder("unclip_decoder")
 def build_decoder_from_run(entry, path):
     return load_decoder(path)
 

@@ -32,6 +32,7 @@ from torch.nn import functional as F
 
 from engine.configs import reject_unknown_keys
 from engine.errors import ModelError
+from engine.catalogue.registry import register_builder
 from engine.models.locked import LockedMiniLM, build_minilm
 
 
@@ -257,6 +258,7 @@ def load_albef(weights: str | Path) -> ALBEF:
     return load_from_card(weights, ALBEFConfig.from_dict, build_albef, "ALBEF model_config")
 
 
+@register_builder("albef")
 def build_from_run(entry, path):
     """Catalogue builder for ALBEF runs trained in the app, and (as build_from_resources) for
     the built-in ALBEF under resources/checkpoints/."""

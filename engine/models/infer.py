@@ -21,7 +21,6 @@ from engine.models.builders import OPENAI_CLIP_EXTRAS, describe_mismatch
 
 log = logging.getLogger(__name__)
 
-_B = "engine.models.builders:"
 
 #: ViT width -> (size name, short letter, heads, usual depth).
 VIT_SIZES = {
@@ -49,7 +48,7 @@ class ArchGuess:
     """What an imported file is, in the catalogue's terms (see `ModelEntry`)."""
 
     family: str  # "vit", "clip", "mae", "classifier"
-    builder: str  # "module:function", e.g. "engine.models.builders:build_timm"
+    builder: str  # a registered builder name (engine.catalogue.registry), e.g. "timm"
     arch: str  # the builder's architecture name
     options: tuple[tuple[str, str], ...] = ()
     num_classes: int | None = None  # classifier outputs; 0 for a features-only model, None if not a classifier
@@ -151,7 +150,7 @@ def _mae(shapes: dict, filename: str) -> ArchGuess | None:
     options = tuple((k, str(v)) for k, v in overrides.items()) + (("norm_pix_loss", "1" if norm_pix else "0"),)
     letter = VIT_SIZES.get(d, ("", "?"))[1] if arch != "mae_vit_tiny" else "tiny"
     return ArchGuess(
-        family="mae", builder=_B + "build_mae", arch=arch, options=options, num_classes=None,
+        family="mae", builder="mae", arch=arch, options=options, num_classes=None,
         summary=(f"MAE ViT-{letter}/{p} (decoder {found['decoder_embed_dim']}-d × {found['decoder_depth']}), "
                  f"{grid * p} px, {_params(n)}"), num_params=n)
 
@@ -188,7 +187,7 @@ def _open_clip(shapes: dict, filename: str) -> ArchGuess | None:
         if n is None:
             continue
         return ArchGuess(
-            family="clip", builder=_B + "build_open_clip", arch=arch, options=(), num_classes=None,
+            family="clip", builder="open_clip", arch=arch, options=(), num_classes=None,
             summary=f"CLIP {arch} (open_clip), {grid * patch} px, {embed_dim}-d embeddings, {_params(n)}",
             num_params=n)
     return None
@@ -220,7 +219,7 @@ def _torchvision_vit(shapes: dict, filename: str) -> ArchGuess | None:
         return None
     letter = VIT_SIZES[d][1]
     return ArchGuess(
-        family="vit", builder=_B + "build_torchvision_vit", arch=arch,
+        family="vit", builder="torchvision_vit", arch=arch,
         options=tuple((k, str(v)) for k, v in options.items()), num_classes=num_classes,
         summary=f"torchvision ViT-{letter}/{p}, {grid * p} px, {_classes(num_classes)}, {_params(n)}",
         num_params=n)
@@ -266,7 +265,7 @@ def _timm_vit(shapes: dict, filename: str) -> ArchGuess | None:
     kind = "DeiT" if distilled else "ViT"
     extra = " (distilled)" if distilled else ""
     return ArchGuess(
-        family="vit", builder=_B + "build_timm", arch=name,
+        family="vit", builder="timm", arch=name,
         options=tuple((k, str(v)) for k, v in options.items()), num_classes=num_classes,
         summary=f"timm {kind}-{letter}/{p}{extra}, {img} px, {_classes(num_classes)}, {_params(n)}",
         num_params=n)
@@ -294,7 +293,7 @@ def _efficientnet_pytorch(shapes: dict, filename: str) -> ArchGuess | None:
     if n is None:
         return None
     return ArchGuess(
-        family="classifier", builder="engine.models.efficientnet_lite:build", arch="tf_efficientnet_lite0",
+        family="classifier", builder="efficientnet_lite", arch="tf_efficientnet_lite0",
         num_classes=1000, summary=f"EfficientNet-Lite0 (EfficientNet-PyTorch names), 224 px, 1000 classes, {_params(n)}",
         num_params=n)
 
@@ -317,7 +316,7 @@ def _timm_efficientnet_lite(shapes: dict, filename: str) -> ArchGuess | None:
         if n is not None:
             options = (("num_classes", str(num_classes)),) if num_classes != 1000 else ()
             return ArchGuess(
-                family="classifier", builder=_B + "build_timm", arch=arch, options=options,
+                family="classifier", builder="timm", arch=arch, options=options,
                 num_classes=num_classes,
                 summary=f"timm EfficientNet-Lite{i}, {_classes(num_classes)}, {_params(n)}", num_params=n)
     return None

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from engine.configs import reject_unknown_keys
 from engine.errors import ModelError
+from engine.catalogue.registry import register_builder
 from engine.models.locked import HoldsLocked
 
 #: exp(logit_scale) never exceeds this (CLIP's clamp: it keeps training stable).
@@ -211,6 +212,7 @@ def load_lit(weights: str | Path) -> LiT:
     return load_from_card(weights, LiTConfig.from_dict, build_lit, "CLIP model_config")
 
 
+@register_builder("lit")
 def build_from_run(entry, path):
     """Catalogue builder for CLIP/LiT runs trained in the app, and (as build_from_resources)
     for the built-in CLIP/LiT under resources/checkpoints/."""

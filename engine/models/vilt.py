@@ -24,6 +24,7 @@ from torch import nn
 
 from engine.configs import reject_unknown_keys
 from engine.errors import ModelError
+from engine.catalogue.registry import register_builder
 from engine.models.albef import CrossAttention
 from engine.models.locked import LockedMiniLM, build_minilm
 
@@ -124,6 +125,7 @@ def load_vilt(weights: str | Path) -> ViLT:
     return load_from_card(weights, ViLTConfig.from_dict, build_vilt, "ViLT model_config")
 
 
+@register_builder("vilt")
 def build_from_run(entry, path):
     """Catalogue builder for ViLT runs trained in the app and (as build_from_resources) the built-in one."""
     return load_vilt(path)

@@ -11,6 +11,7 @@ import hashlib
 
 import numpy as np
 
+from engine.catalogue.registry import register_builder
 from engine.paths import cache_dir, ensure
 from engine.resources import labels
 
@@ -38,6 +39,7 @@ def _label_embeddings(text_encoder, texts: list[str]) -> np.ndarray:
     return emb
 
 
+@register_builder("conse")
 def build_conse(entry, path=None):
     """Catalogue builder: EfficientNet-Lite0 + MiniLM as one module with encode_image/encode_text."""
     import torch

@@ -21,7 +21,7 @@ class Embedder:
         self.model = load_model(ctx, model_id)
         self.device = ctx.device
         self._tokenizer = None
-        if self.entry.builder.endswith("build_open_clip"):
+        if self.entry.builder == "open_clip":
             import open_clip
 
             self._tokenizer = open_clip.get_tokenizer(self.entry.arch)

@@ -50,7 +50,7 @@ def _text_of(terms) -> str | None:
 def explain_job(ctx, path: str, query: str, model_id: str = DEFAULT_SEARCH_MODEL, folder: str | None = None):
     terms = parse_query(query, base_dir=folder)
     entry = catalogue.get(model_id)
-    if entry.builder.endswith("build_conse"):
+    if entry.builder == "conse":
         yield Progress(None, "finding the classes behind the match")
         embedder = Embedder(ctx, model_id)
         q = query_vector(embedder, terms)

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engine.errors import ModelError
+from engine.catalogue.registry import register_builder
 
 
 class SplitBatchNorm(nn.BatchNorm2d):
@@ -119,6 +120,7 @@ def load_backbone(weights) -> nn.Module:
     return load_from_card(weights, lambda d: BackboneConfig(**d), build_backbone, "backbone section", "backbone")
 
 
+@register_builder("ssl_backbone")
 def build_from_run(entry, path):
     """Catalogue builder for SSL backbones trained here (family "ssl-backbone"), and (as
     build_from_resources) for one exported to resources/checkpoints/."""

@@ -348,7 +348,9 @@ def export_model(run_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:
     card = {k: v for k, v in card.items() if k not in ("pid",)}
     card.update(sha256=sha, exported_from=str(run.path.name))
     if isinstance(card.get("catalogue"), dict):  # no longer a run: an exported model file
+        from engine.catalogue.registry import builder_name
+
         card["catalogue"] = {**card["catalogue"], "id": out.name,
-                             "builder": card["catalogue"]["builder"].replace(":build_from_run", ":build_from_resources")}
+                             "builder": builder_name(card["catalogue"]["builder"])}
     atomic_write_json(out / CARD, card)
     return out

@@ -19,20 +19,16 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from engine.catalogue.registry import builder_name, register_builder
 from engine.errors import ModelError
 
 #: Catalogue builders whose models have a feature extractor here.
-FEATURE_BUILDERS = (
-    "engine.models.builders:build_timm", "engine.models.efficientnet_lite:build",
-    "engine.train.vit:build_from_run", "engine.train.vit:build_from_resources",
-    "engine.train.backbones:build_from_run", "engine.train.backbones:build_from_resources",
-    "engine.models.builders:build_mae", "engine.models.builders:build_torchvision_vit",
-    "engine.models.builders:build_open_clip", "engine.train.features:build_probe_from_run",
-)
+FEATURE_BUILDERS = ("timm", "efficientnet_lite", "vit", "ssl_backbone", "mae", "torchvision_vit", "open_clip",
+                    "probe")
 
 
 def has_feature_extractor(entry) -> bool:
-    return entry.builder in FEATURE_BUILDERS
+    return builder_name(entry.builder) in FEATURE_BUILDERS
 
 
 class FeatureExtractor(nn.Module):
@@ -106,6 +102,7 @@ class ProbeClassifier(nn.Module):
         return self.head(self.extractor(x).float())
 
 
+@register_builder("probe")
 def build_probe_from_run(entry, path):
     """Catalogue builder for probe/fine-tune runs: the backbone's architecture from the
     catalogue, the head from the card, then every weight from the run's model.safetensors."""

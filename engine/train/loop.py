@@ -25,6 +25,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from engine.catalogue.registry import builder_name
 from engine.jobs import Partial, Progress
 from engine.train.checkpoint import (RunFolder, flatten_optimizer, rng_state, set_rng_state,
                                      unflatten_optimizer)
@@ -393,6 +394,7 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
                      "sha256": sha})
         catalogue = recipe.catalogue(run.path.name, run.path)
         if catalogue is not None:
+            catalogue["builder"] = builder_name(catalogue["builder"])  # cards store registered names
             catalogue["size_mb"] = round(run.weights_path.stat().st_size / 2**20, 3) if run.weights_path.exists() else 0.0
             card["catalogue"] = catalogue
         run.write_card(card)

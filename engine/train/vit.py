@@ -15,6 +15,7 @@ from pathlib import Path
 
 from engine.configs import reject_unknown_keys
 from engine.errors import ModelError
+from engine.catalogue.registry import register_builder
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ def load_trained(weights: str | Path):
     return load_from_card(weights, ViTConfig.from_dict, build_vit)
 
 
+@register_builder("vit")
 def build_from_run(entry, path):
     """Catalogue builder for runs trained in the app (card.json beside model.safetensors), and
     (as build_from_resources) for the built-in checkpoints under resources/checkpoints/."""

@@ -291,7 +291,7 @@ def test_unreadable_files_are_model_errors(tmp_path):
 def test_infer_torchvision_vit(tv_vit):
     guess = infer_architecture(load_state_dict(tv_vit[1]))
     assert guess is not None
-    assert (guess.builder, guess.arch, guess.num_classes) == ("engine.models.builders:build_torchvision_vit",
+    assert (guess.builder, guess.arch, guess.num_classes) == ("torchvision_vit",
                                                               "vit_b_16", 1000)
     assert guess.summary == "torchvision ViT-B/16, 224 px, 1000 classes, 86.6 M parameters"
 
@@ -301,7 +301,7 @@ def test_infer_timm_and_build_from_the_guess(timm_ref, image):
     guess = infer_architecture(load_state_dict(path))
     assert guess is not None
     # DeiT (non-distilled) and ViT-Ti share one architecture: either way it is timm's ViT-Ti/16
-    assert (guess.family, guess.builder, guess.arch) == ("vit", "engine.models.builders:build_timm",
+    assert (guess.family, guess.builder, guess.arch) == ("vit", "timm",
                                                          "vit_tiny_patch16_224")
     assert guess.summary == "timm ViT-Ti/16, 224 px, 1000 classes, 5.7 M parameters"
     model = build_model(entry_from_guess(guess, path), path)
@@ -326,7 +326,7 @@ def test_infer_timm_variants():
 def test_infer_open_clip(clip_ref):
     guess = infer_architecture(load_state_dict(clip_ref[1]))
     assert guess is not None
-    assert (guess.family, guess.builder, guess.arch) == ("clip", "engine.models.builders:build_open_clip", "ViT-B-32")
+    assert (guess.family, guess.builder, guess.arch) == ("clip", "open_clip", "ViT-B-32")
     assert guess.summary.startswith("CLIP ViT-B-32 (open_clip), 224 px, 512-d embeddings")
 
 
@@ -345,7 +345,7 @@ def test_infer_mae(mae_ref):
     state = load_state_dict(mae_ref[1])
     guess = infer_architecture(state, filename=mae_ref[1].name)
     assert guess is not None
-    assert (guess.family, guess.builder, guess.arch) == ("mae", "engine.models.builders:build_mae",
+    assert (guess.family, guess.builder, guess.arch) == ("mae", "mae",
                                                          "mae_vit_base_patch16")
     assert dict(guess.options) == {"norm_pix_loss": "1"}  # an official "_full" pretrain file
     assert dict(infer_architecture(state, filename="mae_visualize_vit_base.pth").options)["norm_pix_loss"] == "0"
@@ -358,11 +358,11 @@ def test_infer_efficientnet_lite0_both_namings():
 
     packaged = infer_architecture(load_state_dict(weights_path()))
     assert packaged is not None
-    assert (packaged.builder, packaged.num_classes) == ("engine.models.efficientnet_lite:build", 1000)
+    assert (packaged.builder, packaged.num_classes) == ("efficientnet_lite", 1000)
     with torch.device("meta"):
         timm_names = timm.create_model("tf_efficientnet_lite0").state_dict()
     guess = infer_architecture(timm_names, filename="tf_efficientnet_lite0.safetensors")
-    assert (guess.builder, guess.arch) == ("engine.models.builders:build_timm", "tf_efficientnet_lite0")
+    assert (guess.builder, guess.arch) == ("timm", "tf_efficientnet_lite0")
     assert infer_architecture(timm_names).arch == "efficientnet_lite0"
 
 

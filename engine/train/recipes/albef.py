@@ -297,7 +297,7 @@ class ALBEFRecipe(CLIPRecipe):
         return {
             "id": f"run-{slug(run_name)}", "name": f"{title} on {self.dataset_info['name']} ({run_name})",
             "family": family, "panels": ["match"], "description": description,
-            "licence": "user", "builder": f"engine.models.{family}:build_from_run", "arch": family,
+            "licence": "user", "builder": family, "arch": family,
             "preprocess": {"input_size": side, "resize": side, "mean": list(self.mean), "std": list(self.std),
                            "interpolation": "bilinear", "grayscale": self.train_x.shape[1] == 1},
         }

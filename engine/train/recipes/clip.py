@@ -324,7 +324,7 @@ class CLIPRecipe(LabelledImages, Recipe):
             "family": "clip", "panels": ["search", "generate"],
             "description": (f"A tiny CLIP trained here: ViT-{self.config.model} image tower, {towers}, "
                             f"{lc.embed_dim}-d joint space."),
-            "licence": "user", "builder": "engine.models.lit:build_from_run", "arch": "lit",
+            "licence": "user", "builder": "lit", "arch": "lit",
             "preprocess": {"input_size": int(self.train_x.shape[-1]), "resize": int(self.train_x.shape[-1]),
                            "mean": list(self.mean), "std": list(self.std), "interpolation": "bilinear",
                            "grayscale": self.train_x.shape[1] == 1},

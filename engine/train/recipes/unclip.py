@@ -209,7 +209,7 @@ class PriorRecipe(_UnclipRecipe):
                 "family": "unclip-prior", "panels": ["generate"],
                 "description": f"A {pc.kind} prior trained here: {self.config.clip_model} text embedding -> "
                                f"image embedding ({pc.embed_dim}-d).",
-                "licence": "user", "builder": "engine.generate.unclip:build_prior_from_run", "arch": pc.kind,
+                "licence": "user", "builder": "unclip_prior", "arch": pc.kind,
                 "options": {"clip": self.config.clip_model}}
 
 
@@ -355,7 +355,7 @@ class DecoderRecipe(_UnclipRecipe):
                 "family": "unclip-decoder", "panels": ["generate"],
                 "description": f"A U-Net diffusion decoder trained here: {self.config.clip_model} image embedding "
                                f"-> 28x28 image.",
-                "licence": "user", "builder": "engine.generate.unclip:build_decoder_from_run", "arch": "unet",
+                "licence": "user", "builder": "unclip_decoder", "arch": "unet",
                 "options": {"clip": self.config.clip_model}}
 
 

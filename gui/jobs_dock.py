@@ -183,8 +183,7 @@ class JobsDock(QDockWidget):
         if item is None:
             item = self._add(info)
         self._update(item, info)
-        if ev.kind in ("state", "progress"):
-            self._update_summary()
+        self._update_summary()
 
     def _add(self, info: JobInfo) -> QTreeWidgetItem:
         item = QTreeWidgetItem([info.name, info.state.value, "", "", ""])

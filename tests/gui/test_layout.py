@@ -211,9 +211,13 @@ def test_training_plots_are_tall_enough_for_their_axes(layout_window, qapp, size
     panel = show(qapp, layout_window, "train", size)
     plots = [p for p in panel.plots.plots.values() if p.isVisible()]
     assert len(plots) == 6  # a MoCo run shows the contrastive row too
+    view = panel.plots.view
     for plot in plots:
         height = plot.geometry().height()
         assert height >= MIN_PLOT_HEIGHT, f"{plot.titleLabel.text}: {height:.0f} px"
+        box = plot.mapRectToScene(plot.boundingRect())
+        assert box.right() <= view.viewport().width() + 1, f"{plot.titleLabel.text}: cut at the right"
+        assert plot.titleLabel.item.boundingRect().width() <= plot.geometry().width(), plot.titleLabel.text
         axis = plot.getAxis("left")
         lo, hi = plot.viewRange()[1]
         ticks = sum(len(values) for _, values in axis.tickValues(lo, hi, axis.height())[:2])

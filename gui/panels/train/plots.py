@@ -21,7 +21,10 @@ METRICS = (("accuracy", "test accuracy"), ("knn_acc", "kNN accuracy"), ("zero_sh
 HIST_BINS = 40
 MIN_PLOT_HEIGHT = 170  # px per row of plots: room for a title, a few y ticks and the step axis
 PERCENT_METRICS = {"accuracy", "knn_acc", "zero_shot_accuracy", "recall_at_1"}
-SSL_TITLE = "Contrastive: instance accuracy · <span style='font-style:italic'>queue / bank fill (dotted)</span>"
+SSL_TITLE = "Instance accuracy · <span style='font-style:italic'>queue / bank fill (dotted)</span>"
+SIMILARITY_TITLE = ("Contrastive: <span style='color:#2ca02c'>positives</span> vs "
+                    "<span style='color:#d62728'>negatives</span>, cosine")
+TITLE_SIZE = "10pt"
 #: Pseudo-labelling's per-round lines (eval records), drawn in the bottom-right plot.
 PSEUDO_LINES = ("pseudo_label_accuracy", "pseudo_label_coverage")
 
@@ -73,13 +76,9 @@ class LivePlots(QWidget):
                 p.showGrid(x=True, y=True, alpha=0.25)
                 p.setMenuEnabled(False)
                 self.plots[key] = p
-        self.plots["loss"].setTitle("training loss")
-        self.plots["metric"].setTitle("held-out metric")
-        self.plots["lr"].setTitle("learning rate")
-        self.plots["throughput"].setTitle("samples / s")
-        self.plots["similarity"].setTitle("Contrastive: cosine similarity of <span style='color:#2ca02c'>positives"
-                                          "</span> vs <span style='color:#d62728'>negatives</span>")
-        self.plots["ssl"].setTitle(SSL_TITLE)
+        for key, title in (("loss", "training loss"), ("metric", "held-out metric"), ("lr", "learning rate"),
+                           ("throughput", "samples / s"), ("similarity", SIMILARITY_TITLE), ("ssl", SSL_TITLE)):
+            self.set_title(key, title)
         for key in ("loss", "metric", "lr", "throughput", "ssl"):
             self.plots[key].setLabel("bottom", "step")
         self.plots["similarity"].setLabel("bottom", "cosine similarity")
@@ -115,6 +114,14 @@ class LivePlots(QWidget):
         self.timer.timeout.connect(self.redraw)
         self.timer.start()
 
+    def set_title(self, key: str, text: str) -> None:
+        """A plot's title that never widens its column: a long one is cut at the plot's edge
+        instead of pushing the next plot out of view."""
+        plot = self.plots[key]
+        plot.setTitle(text, size=TITLE_SIZE)
+        plot.titleLabel.setMinimumWidth(0)
+        plot.titleLabel.setMaximumWidth(16_777_215)
+
     def _ssl_rows(self, show: bool) -> None:
         for key in ("similarity", "ssl"):
             self.plots[key].setVisible(show)
@@ -139,12 +146,11 @@ class LivePlots(QWidget):
         self.sim_image.hide()
         self.pseudo_bars.hide()
         p.getAxis("bottom").setTicks(None)
-        self.plots["ssl"].setTitle(SSL_TITLE)
+        self.set_title("ssl", SSL_TITLE)
         p.enableAutoRange()
         p.setAspectLocked(False)
         p.invertY(False)
-        p.setTitle("Contrastive: cosine similarity of <span style='color:#2ca02c'>positives</span>"
-                   " vs <span style='color:#d62728'>negatives</span>")
+        self.set_title("similarity", SIMILARITY_TITLE)
         p.setLabel("bottom", "cosine similarity")
         p.setLabel("left", "")
 
@@ -206,11 +212,11 @@ class LivePlots(QWidget):
         self.pseudo_bars.show()
         names = classes if len(classes) == len(counts) else [str(i) for i in x]
         p.getAxis("bottom").setTicks([[(i, n[:3]) for i, n in enumerate(names)]])  # ten names fit at 3 letters
-        p.setTitle(f"Pseudo-labels per class ({int(counts.sum()):,} in all)")
+        self.set_title("similarity", f"Pseudo-labels per class ({int(counts.sum()):,} in all)")
         p.setLabel("bottom", "")
         p.enableAutoRange()
-        self.plots["ssl"].setTitle("Pseudo-labels per round: accuracy (true labels) · "
-                                   "<span style='font-style:italic'>pool coverage (dotted)</span>")
+        self.set_title("ssl", "Pseudo-label accuracy · <span style='font-style:italic'>pool coverage (dotted)"
+                              "</span>")
         self._ssl_rows(True)
 
     def show_similarity_matrix(self, matrix: np.ndarray) -> None:
@@ -224,7 +230,7 @@ class LivePlots(QWidget):
         self.sim_image.setRect(0, 0, cols, rows)  # one unit per text / image
         p.disableAutoRange()
         p.setRange(xRange=(0, cols), yRange=(0, rows), padding=0.02)
-        p.setTitle("CLIP: batch similarity, image i vs text j (the diagonal lights up as it learns)")
+        self.set_title("similarity", "CLIP batch: image i vs text j (the diagonal lights up)")
         p.setLabel("bottom", "text j")
         p.setLabel("left", "image i")
         p.invertY(True)
@@ -283,7 +289,7 @@ class LivePlots(QWidget):
         key = self._metric_key()
         if key is not None:
             self.metric_key = key
-            self.plots["metric"].setTitle(self._metric_title(key))
+            self.set_title("metric", self._metric_title(key))
         for s in self.series.values():
             if not s.dirty:
                 continue

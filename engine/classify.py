@@ -8,6 +8,7 @@ import numpy as np
 
 from engine import catalogue
 from engine.catalogue.load import timed_load
+from engine.domain_check import DomainWarning, image_warning
 from engine.errors import BadImageError
 from engine.images import open_image, preview_array
 from engine.jobs import Partial, Progress
@@ -35,6 +36,7 @@ class ClassifyResult:
     seconds: float  # decode + preprocess + forward
     load_seconds: float = 0.0  # model load, when this request had to load it
     preview: np.ndarray | None = None  # (H, W, 3) uint8, EXIF-oriented
+    domain_warning: DomainWarning | None = None  # the image lies outside what the model knows
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,14 @@ def classify_image(ctx, path: str, model_id: str, top_k: int, want_preview: bool
     model, load_seconds = timed_load(ctx, model_id)
     x = preprocess(img, pp).to(ctx.device)
     with torch.inference_mode():
-        probs = model(x).float().softmax(-1)[0].cpu().numpy()
+        logits = model(x).float()[0]
+        probs = logits.softmax(-1).cpu().numpy()
+    logits = logits.cpu().numpy()
     return ClassifyResult(
         path=str(path), model_id=model_id, top=_top_k(probs, labels(entry.labels), top_k),
         image_size=img.size, seconds=time.perf_counter() - t0 - load_seconds, load_seconds=load_seconds,
-        preview=preview_array(img, PREVIEW_SIDE) if want_preview else None)
+        preview=preview_array(img, PREVIEW_SIDE) if want_preview else None,
+        domain_warning=image_warning(entry, img, logits=logits))
 
 
 def classify_job(ctx, path: str, model_id: str = catalogue.DEFAULT_CLASSIFIER, top_k: int = 5,

@@ -11,7 +11,8 @@ import argparse
 import json
 import sys
 
-from engine.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, out_file_problem, save_image, say_error, run_one
+from engine.cli import (EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, out_file_problem, run_one, save_image, say_error,
+                        warn_domain)
 
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
@@ -74,6 +75,7 @@ def run(args) -> int:
     res, status = run_one(args.device, "attention", params)
     if res is None:
         return status
+    warn_domain(res)
     m = res.maps[0]
     if args.out:
         from engine.attention.overlay import overlay

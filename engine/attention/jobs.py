@@ -22,6 +22,7 @@ from engine.attention import METHODS, AttentionError
 from engine.attention import maths
 from engine.attention.adapters import Spec
 from engine.classify import Prediction
+from engine.domain_check import DomainWarning, image_warning
 from engine.jobs import Progress
 
 #: Display copy of what the model sees: at least this many pixels a side (tiny inputs are
@@ -61,6 +62,7 @@ class AttentionResult:
     note: str  # one line on how to read this map
     seconds: float
     load_seconds: float = 0.0
+    domain_warning: DomainWarning | None = None  # the image lies outside what the model knows
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -74,6 +76,7 @@ class _Entry:
     image: np.ndarray
     crop_box: tuple[float, float, float, float]
     image_size: tuple[int, int]
+    domain_warning: DomainWarning | None = None
 
 
 def crop_geometry(size: tuple[int, int], pp) -> tuple[tuple[int, int], tuple[float, float, float, float]]:
@@ -143,7 +146,8 @@ def _prepare(ctx, path: str, model_id: str):
                              f"the model expects {adapter.spec.in_chans}×{adapter.spec.img_size[0]} px")
     captured = capture(adapter, x)
     image, box = display_crop(img, pp)
-    e = _Entry(captured, x.cpu(), image, box, img.size)
+    warning = image_warning(entry, img, logits=captured.scores if adapter.spec.has_classes else None)
+    e = _Entry(captured, x.cpu(), image, box, img.size, warning)
     _CACHE[key] = e
     while len(_CACHE) > CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -319,7 +323,7 @@ def attention_job(ctx, path: str, model_id: str, method: str = "raw", layer: int
         layer=layer, head=head if method == "raw" and not all_heads else None, fusion=fusion,
         query=None if query is None else int(query), discard_ratio=float(discard_ratio), class_index=class_index,
         class_label=label, top=top, image=e.image, crop_box=e.crop_box, image_size=e.image_size, note=note,
-        seconds=time.perf_counter() - t0 - load_seconds, load_seconds=load_seconds)
+        seconds=time.perf_counter() - t0 - load_seconds, load_seconds=load_seconds, domain_warning=e.domain_warning)
 
 
 def _layer_words(spec: Spec, layer: int) -> str:

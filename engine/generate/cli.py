@@ -11,7 +11,8 @@ import argparse
 import json
 import sys
 
-from engine.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, out_dir_problem, say_error
+from engine.cli import (EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, out_dir_problem, say_error,
+                        warn_domain)
 
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
@@ -80,6 +81,7 @@ def run(args) -> int:
         except JobFailed as exc:
             say_error(exc.info.message)
             return exit_code(exc.info)
+        warn_domain(res)
         for img in res.images:
             if args.json:
                 print(json.dumps({"path": img.path, "seed": img.seed, "params": img.params}), flush=True)

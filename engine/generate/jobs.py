@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.domain_check import DomainWarning, image_warning, prompt_warning
 from engine.errors import PatchworkError
 from engine.jobs import Partial, Progress
 
@@ -73,6 +74,7 @@ class GenerateResult:
     params: dict
     seconds: float
     notes: tuple[str, ...] = ()
+    domain_warning: DomainWarning | None = None  # the prompt or image lies outside what the model knows
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,7 @@ def _tiny_generate(ctx, s, prompt, negative_prompt, seed, steps, guidance, n, pr
     text_emb = None
     if image:
         pixels, inverted = load_input_image(image)
+        warning = _image_warning(s, image, pixels)
         if inverted:
             notes.append("the image has a light background: it was inverted to match Fashion-MNIST "
                          "(light clothes on black)")
@@ -246,6 +249,7 @@ def _tiny_generate(ctx, s, prompt, negative_prompt, seed, steps, guidance, n, pr
     else:
         if prior not in s.priors:
             raise GenerateError(f"{s.name} has no {prior!r} prior; choose one of {', '.join(s.priors)}")
+        warning = prompt_warning(_catalogue_entry(s.decoder), prompt)
         yield Progress(None, f"prior: {prior}")
         text_emb = pipe.text_embedding([prompt]).expand(n, -1)
         emb = pipe.prior_embedding(text_emb, prior, prior_noise, prior_steps, prior_guidance)
@@ -278,7 +282,23 @@ def _tiny_generate(ctx, s, prompt, negative_prompt, seed, steps, guidance, n, pr
         path = str(save_png(px, params, out_dir)) if save else None
         images.append(GeneratedImage(px, seeds[i], params, path))
     yield Partial(GeneratePreview("decoder", steps, steps, pixels_out, insights))
-    return GenerateResult(tuple(images), insights, s.id, {**common, "seed": seed, "n": n}, seconds, tuple(notes))
+    return GenerateResult(tuple(images), insights, s.id, {**common, "seed": seed, "n": n}, seconds, tuple(notes),
+                          warning)
+
+
+def _catalogue_entry(model_id: str):
+    from engine import catalogue
+
+    return catalogue.get(model_id)
+
+
+def _image_warning(s, path: str, pixels: np.ndarray) -> DomainWarning | None:
+    """The domain check of a variation's source: its colour, and the 28×28 view the embedding reads."""
+    from engine.domain_check.inputs import chroma
+    from engine.images import open_image
+
+    colour = chroma(open_image(path, draft=(64, 64)))
+    return image_warning(_catalogue_entry(s.decoder), view01=pixels / 255.0, colour=colour)
 
 
 # ---------------------------------------------------------------------------- interpolate

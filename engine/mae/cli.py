@@ -9,7 +9,8 @@ import argparse
 import json
 import sys
 
-from engine.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, out_file_problem, run_one, save_image, say_error
+from engine.cli import (EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, out_file_problem, run_one, save_image, say_error,
+                        warn_domain)
 
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
@@ -58,6 +59,7 @@ def run(args) -> int:
     res, status = run_one(args.device, "mae", params)
     if res is None:
         return status
+    warn_domain(res)
     v = res.views
     if args.out:
         from engine.mae.views import side_by_side
@@ -70,7 +72,8 @@ def run(args) -> int:
                           "mask_ratio": v.mask_ratio, "grid": list(v.grid), "patch_size": v.patch_size,
                           "len_keep": v.len_keep, "ids_shuffle": v.ids_shuffle.tolist(),
                           "ids_restore": v.ids_restore.tolist(), "masked_mse": v.masked_mse,
-                          "visible_mse": v.visible_mse, "baseline_mse": v.baseline_mse, "norm_pix": v.norm_pix,
+                          "visible_mse": v.visible_mse, "baseline_mse": v.baseline_mse, "verdict": v.verdict,
+                          "norm_pix": v.norm_pix,
                           "note": v.note, "out": args.out}))
         return EXIT_OK
     h, w = v.grid
@@ -78,7 +81,8 @@ def run(args) -> int:
     print(f"  {h}×{w} = {h * w} patches of {v.patch_size} px; the encoder saw {v.len_keep} "
           f"({100 * v.len_keep / (h * w):.0f}%), mask ratio {v.mask_ratio:.3f}")
     if v.masked_mse is not None:
-        print(f"  hidden-patch MSE {v.masked_mse:.5f}  (mean-of-visible-patches baseline {v.baseline_mse:.5f})")
+        print(f"  hidden-patch MSE {v.masked_mse:.5f}  (mean-of-visible-patches baseline {v.baseline_mse:.5f}: "
+              f"{v.verdict})")
     print(f"  {v.note}")
     if args.out:
         print(f"  wrote {args.out}")

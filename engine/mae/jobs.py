@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.data.samples import fashion_mnist_samples
+from engine.domain_check import DomainWarning, image_warning
 from engine.errors import ModelError
 from engine.jobs import Progress
 from engine.mae.masks import MODES, MaskError
@@ -19,6 +20,7 @@ from engine.mae.views import MAEViews
 DEFAULT_MAE = "fmnist-mae-tiny"
 #: Test-set indices of the Fashion-MNIST samples offered in the panel: the first image of each class.
 SAMPLE_COUNT = 10
+OUT_OF_DOMAIN_VERDICT = "lower, but on a picture outside the model's domain"
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class MAEResult:
     views: MAEViews
     seconds: float  # decode + forward + views
     load_seconds: float = 0.0  # model load, when this request had to load it
+    domain_warning: DomainWarning | None = None  # the image lies outside what the model knows
 
 
 def mae_job(ctx, path: str, model_id: str = DEFAULT_MAE, mask_ratio: float = 0.75, seed: int = 0,
@@ -64,9 +67,14 @@ def mae_job(ctx, path: str, model_id: str = DEFAULT_MAE, mask_ratio: float = 0.7
     std = torch.tensor(pp.std[:c]).view(1, c, 1, 1)
     img01 = (x * std + mean).clamp(0, 1).to(ctx.device)  # (1, C, S, S) on 0..1: what the model sees
     views = compute_views(model, img01, pp.mean[:c], pp.std[:c], mode, float(mask_ratio), int(seed), painted)
+    warning = image_warning(entry, img)
+    if warning is not None and views.verdict == "better":
+        # beating a baseline on a picture the model cannot know says nothing about the model
+        views = replace(views, verdict=OUT_OF_DOMAIN_VERDICT)
     return MAEResult(path=str(path), model_id=model_id, mode=mode, seed=int(seed),
                      requested_ratio=float(mask_ratio), views=views,
-                     seconds=time.perf_counter() - t0 - load_seconds, load_seconds=load_seconds)
+                     seconds=time.perf_counter() - t0 - load_seconds, load_seconds=load_seconds,
+                     domain_warning=warning)
 
 
 def mae_samples_job(ctx, count: int = SAMPLE_COUNT):

@@ -48,6 +48,31 @@ def hidden_patch_errors(model, imgs01, noise, mask_ratio: float, mean, std) -> d
                 "nearby_visible": hidden_mse(nearby)}
 
 
+#: Below this relative difference two hidden-patch errors are "about the same", whatever the bootstrap says.
+REL_NOISE = 0.05
+BOOTSTRAP_DRAWS = 1000
+
+
+def compare(model_err, baseline_err, seed: int = 0) -> str:
+    """"better", "worse" or "about the same": the model's per-hidden-patch errors against a baseline's
+    on the same patches. A difference counts only when it is at least REL_NOISE of the baseline's
+    error and the 95 % interval of a paired bootstrap over the patches excludes zero."""
+    import numpy as np
+
+    e, b = np.asarray(model_err, dtype=np.float64), np.asarray(baseline_err, dtype=np.float64)
+    if e.size == 0:
+        return "about the same"
+    diff = e - b  # (n,), paired per patch
+    if abs(diff.mean()) < REL_NOISE * max(b.mean(), 1e-12):
+        return "about the same"
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, diff.size, size=(BOOTSTRAP_DRAWS, diff.size))].mean(1)  # (draws,)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    if lo <= 0.0 <= hi:
+        return "about the same"
+    return "better" if diff.mean() < 0 else "worse"
+
+
 def evaluate(model, images_uint8, mean, std, mask_ratio: float = 0.75, seed: int = 0, batch_size: int = 500):
     """A generator over (N, C, H, W) uint8 images in chunks (yields None between chunks, so a
     job can stop); returns {"masked_mse", "baseline_mean_visible_mse", "baseline_nearby_visible_mse",

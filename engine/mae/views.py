@@ -64,6 +64,7 @@ class MAEViews:
     error_max: float  # the error of the heat map's brightest colour
     norm_pix: bool
     note: str  # how the prediction was un-normalised
+    verdict: str = ""  # the model vs the baseline on the hidden patches: "better", "worse", "about the same"
 
     def view(self, name: str) -> np.ndarray:
         return getattr(self, name)
@@ -82,6 +83,7 @@ def compute_views(model, img01, mean, std, mode: str = "random", mask_ratio: flo
     import torch
 
     from engine.mae.masks import mask_noise
+    from engine.mae.quality import compare
 
     c = img01.shape[1]
     m = torch.as_tensor(tuple(mean)[:c], dtype=img01.dtype, device=img01.device).view(1, c, 1, 1)
@@ -106,7 +108,9 @@ def compute_views(model, img01, mean, std, mode: str = "random", mask_ratio: flo
     len_keep = int(vis.sum())
     masked_mse = float(err_np[hidden].mean()) if hidden.any() else None
     visible_mse = float(err_np[~hidden].mean()) if (~hidden).any() else None
-    baseline = float(base.double().cpu().numpy()[hidden].mean()) if hidden.any() else None
+    base_np = base.double().cpu().numpy()
+    baseline = float(base_np[hidden].mean()) if hidden.any() else None
+    verdict = compare(err_np[hidden], base_np[hidden], seed) if hidden.any() else ""
     error_max = float(err_np[hidden].max()) if hidden.any() else float(err_np.max())
     error_max = max(error_max, 1e-6)
     original = to_uint8(img01[0].cpu().numpy())
@@ -118,7 +122,7 @@ def compute_views(model, img01, mean, std, mode: str = "random", mask_ratio: flo
         ids_restore=ids_restore[0].cpu().numpy().astype(np.int64), len_keep=len_keep, patch_size=p,
         grid=(int(grid[0]), int(grid[1])), mask_ratio=float(1 - len_keep / err_np.size), masked_mse=masked_mse,
         visible_mse=visible_mse, baseline_mse=baseline, error_max=error_max, norm_pix=bool(model.norm_pix_loss),
-        note=NORM_PIX_NOTE if model.norm_pix_loss else PIXEL_NOTE)
+        note=NORM_PIX_NOTE if model.norm_pix_loss else PIXEL_NOTE, verdict=verdict)
 
 
 def _heat_map(err: np.ndarray, hidden: np.ndarray, top: float, original: np.ndarray, p: int) -> np.ndarray:

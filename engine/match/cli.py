@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from engine.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, run_one
+from engine.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, run_one, warn_domain
 
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
@@ -70,6 +70,7 @@ def run(args) -> int:
     res, status = run_one(args.device, "match", {"path": args.image, "captions": captions, "model_id": args.model})
     if res is None:
         return status
+    warn_domain(res)
     files = [[] for _ in res.captions]
     if args.word_maps:
         try:

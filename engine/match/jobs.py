@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.data.samples import fashion_mnist_samples
+from engine.domain_check import DomainWarning, combine, image_warning, prompt_warning
 from engine.errors import PatchworkError
 from engine.jobs import Progress
 
@@ -58,6 +59,7 @@ class MatchResult:
     seconds: float
     load_seconds: float = 0.0
     family: str = "albef"  # "vilt": ITM only, no ITC
+    domain_warning: DomainWarning | None = None  # the image or the captions lie outside what the model knows
 
 
 class MatchError(PatchworkError):
@@ -193,7 +195,8 @@ def match_job(ctx, path: str, captions: list[str], model_id: str = DEFAULT_ALBEF
                                 caption_overlay=overlay(image, whole, smooth=False)))
     return MatchResult(path=str(path), model_id=model_id, image=image, grid=(gh, gw), captions=tuple(out),
                        layer=layer % n_layers, seconds=time.perf_counter() - t0 - load_seconds,
-                       load_seconds=load_seconds, family=entry.family)
+                       load_seconds=load_seconds, family=entry.family,
+                       domain_warning=combine(image_warning(entry, img), prompt_warning(entry, captions)))
 
 
 def match_samples_job(ctx, count: int = 10):

@@ -27,6 +27,7 @@ import traceback
 from collections import deque
 from typing import Any, Callable
 
+from engine import gc_quiet
 from engine.errors import DeviceError, PatchworkError
 from engine.jobs import (
     EngineStatus,
@@ -99,7 +100,10 @@ def resolve_request(request: str | Callable) -> Callable:
     except KeyError:
         raise PatchworkError(f"unknown request {request!r}; known: {', '.join(sorted(REQUESTS))}") from None
     module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    if module in sys.modules:
+        return getattr(sys.modules[module], attr)
+    with gc_quiet.loading():  # a feature's first import (timm, transformers...) without a GUI freeze
+        return getattr(importlib.import_module(module), attr)
 
 
 class _Job:
@@ -255,6 +259,7 @@ class Engine:
             self._cv.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
+        gc_quiet.thaw()  # the engine's models are gone: let the collector see everything again
 
     # ----------------------------------------------------------------- engine thread
     def _run(self) -> None:
@@ -262,7 +267,8 @@ class Engine:
             from engine.context import EngineContext
 
             try:
-                self.context = EngineContext(self._device_request, self._memory_budget_mb)
+                with gc_quiet.loading():  # imports torch: keep full GC passes out of it
+                    self.context = EngineContext(self._device_request, self._memory_budget_mb)
             except DeviceError as exc:
                 if not self._fallback_device:
                     raise

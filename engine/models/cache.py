@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Callable
 
+from engine import gc_quiet
+
 
 def module_megabytes(module) -> float:
     """Parameter + buffer memory of a torch module, in MB."""
@@ -27,11 +29,16 @@ class ModelCache:
         if key in self._items:
             self._items.move_to_end(key)
             return self._items[key][0]
-        model = build()
+        with gc_quiet.loading():  # no full GC pass (a GUI freeze) while the model loads
+            model = build()
         size = module_megabytes(model) if hasattr(model, "parameters") else 0.0
+        evicted = False
         while self._items and self.used_mb() + size > self.budget_mb:
             self._items.popitem(last=False)
+            evicted = True
         self._items[key] = (model, size)
+        if evicted:
+            gc_quiet.release()
         return model
 
     def unload(self, key: str | None = None) -> None:
@@ -40,6 +47,7 @@ class ModelCache:
             self._items.clear()
         else:
             self._items.pop(key, None)
+        gc_quiet.release()  # what a frozen model kept in reference cycles is freed now
 
     def used_mb(self) -> float:
         return sum(size for _, size in self._items.values())

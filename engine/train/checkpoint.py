@@ -287,11 +287,34 @@ class RunFolder:
         ckpt = checkpoint or self.latest()
         if ckpt is None:
             raise TrainingError(f"{self.path} has no checkpoint to resume from")
-        try:
-            return (tensors_from_file(ckpt / WEIGHTS), tensors_from_file(ckpt / "state.safetensors"),
-                    read_json(ckpt / "state.json"))
-        except (OSError, ValueError) as exc:
-            raise TrainingError(f"{ckpt}: unreadable checkpoint ({exc})") from None
+        parts = []
+        for name in (WEIGHTS, "state.safetensors", "state.json"):
+            file = ckpt / name
+            try:
+                parts.append(read_json(file) if name.endswith(".json") else tensors_from_file(file))
+            except Exception as exc:  # noqa: BLE001 - safetensors raises its own SafetensorError
+                raise TrainingError(f"{file}: damaged checkpoint ({exc}). {self._previous_offer(ckpt)}") from None
+        return parts[0], parts[1], parts[2]
+
+    def _previous_offer(self, damaged: Path) -> str:
+        """How to continue from the checkpoint before `damaged`, in words that work."""
+        earlier = [p for p in self.checkpoints() if p.name < damaged.name]
+        if not earlier:
+            return "No earlier checkpoint is kept (keep_checkpoints); start the run anew."
+        prev = earlier[-1]
+        return (f"The previous checkpoint {prev.name} is intact: move the damaged one aside "
+                f"(mv {damaged} {damaged.with_name('damaged-' + damaged.name)}) and resume again to continue from it.")
+
+    def sweep_leftovers(self) -> list[Path]:
+        """Remove half-written checkpoints and weights (.tmp-*) a killed process left behind.
+        Only called when no process is training this run, so none of them is being written."""
+        swept = []
+        for folder in (self.path / CHECKPOINTS, self.path):
+            if folder.is_dir():
+                for p in folder.glob(f"{_TMP_PREFIX}*"):
+                    shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                    swept.append(p)
+        return swept
 
     # ------------------------------------------------------------------------ metrics log
     def append_metrics(self, records: list[dict]) -> None:

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import time
 from pathlib import Path
 
@@ -18,8 +19,11 @@ from engine.train.checkpoint import RunFolder
 from engine.train.errors import TrainingError
 from engine.train.runs import RUNNING, effective_status, mark_active, mark_inactive
 
-#: Config keys a resumed run may change: they do not alter what is computed.
-RESUME_MAY_CHANGE = {"log_every", "checkpoint_every", "checkpoint_seconds", "keep_checkpoints", "eval_batch_size"}
+#: Config keys a resumed run may change: the checkpoint's state fits any value of them. The
+#: learning rate, the length of the run and gradient clipping change what is computed from the
+#: resumed step on (the way out of a NaN); each change is recorded in the card's "resumed_with".
+RESUME_MAY_CHANGE = {"log_every", "checkpoint_every", "checkpoint_seconds", "keep_checkpoints", "eval_batch_size",
+                     "lr", "min_lr", "epochs", "max_steps", "grad_clip", "eval_every"}
 
 
 def resolve_run(run: str) -> Path:
@@ -73,9 +77,12 @@ def train_job(ctx, recipe: str, dataset: str = "fashion-mnist", config: dict | N
         changed = {k for k, v in config.items() if saved.get(k) != v and k not in RESUME_MAY_CHANGE}
         if changed:
             raise TrainingError(f"a resumed run keeps its settings; these differ from the saved ones: "
-                                f"{', '.join(sorted(changed))}. Start a new run to change them.")
+                                f"{', '.join(sorted(changed))} (a resume may change only "
+                                f"{', '.join(sorted(RESUME_MAY_CHANGE))}). Start a new run to change them.")
+        _record_changes(run, card, {k: [saved.get(k), v] for k, v in config.items() if saved.get(k) != v})
         saved.update(config)
         config = saved
+        run.sweep_leftovers()
     else:
         from engine.train import distributed
 
@@ -86,7 +93,9 @@ def train_job(ctx, recipe: str, dataset: str = "fashion-mnist", config: dict | N
         path = Path(run_dir) if run_dir else runs_dir() / (run_name or default_run_name(recipe, dataset))
         run = RunFolder(path)
         if run.exists() and distributed.rank() == 0:  # other ranks may see rank 0's new folder
-            raise TrainingError(f"{path} already holds a run; resume it (--resume {path}) or choose another name")
+            raise TrainingError(f"{path} already holds a run; resume it (python main.py train {recipe} --resume "
+                                f"{shlex.quote(str(path))}) or choose another name")
+    new_folder = not run.path.exists()
     cls = recipe_class(recipe)
     rec = cls(config, dataset, download=download)
     run.keep = rec.config.keep_checkpoints
@@ -96,6 +105,18 @@ def train_job(ctx, recipe: str, dataset: str = "fashion-mnist", config: dict | N
     try:
         yield Progress(None, "loading data")
         yield from rec.prepare()
-        return (yield from train(rec, run, ctx.device, resume=bool(resume), command=command, dataset_spec=dataset))
+        return (yield from train(rec, run, ctx.device, resume=bool(resume), command=command, dataset_spec=dataset,
+                                 cancelled=(lambda: ctx.cancelled) if hasattr(ctx, "cancelled") else None))
     finally:
         mark_inactive(run.path)
+        if new_folder and not run.exists():  # refused before its card (no disk space, bad data): leave nothing
+            shutil.rmtree(run.path, ignore_errors=True)
+
+
+def _record_changes(run: RunFolder, card: dict, changes: dict) -> None:
+    """Note in the card which settings a resume changed, and from which step."""
+    if not changes:
+        return
+    card.setdefault("resumed_with", []).append({"step": card.get("step", 0), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                                "changes": changes})
+    run.write_card(card)

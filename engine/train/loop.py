@@ -18,6 +18,7 @@ import math
 import os
 import platform
 import random
+import shlex
 import time
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
@@ -30,6 +31,7 @@ from engine.jobs import Partial, Progress
 from engine.train.checkpoint import (RunFolder, flatten_optimizer, rng_state, set_rng_state,
                                      unflatten_optimizer)
 from engine.train.errors import TrainingError
+from engine.train.interrupt import StepGuard, StepInterrupted
 from engine.train.runs import process_start_token
 
 RUN_FORMAT = "patchwork-run/1"
@@ -292,8 +294,9 @@ def _environment(device: str) -> dict:
 
 
 def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool = False,
-          command: str | None = None, dataset_spec: str | None = None):
-    """Run (or resume) `recipe` in the folder `run`; a generator that returns the result dict."""
+          command: str | None = None, dataset_spec: str | None = None, cancelled=None):
+    """Run (or resume) `recipe` in the folder `run`; a generator that returns the result dict.
+    `cancelled()` (the job's Stop flag) lets Stop land inside long steps (engine/train/interrupt.py)."""
     import torch
 
     from engine.train import distributed
@@ -317,6 +320,7 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
         for m in modules.values():
             m.to(memory_format=torch.channels_last)
     params = [p for p in recipe.parameters() if p.requires_grad]
+    guard = StepGuard(cancelled if dist is None else None, modules, recipe, params)  # ranks must agree: not in DDP
     optimizer = torch.optim.AdamW(recipe.param_groups(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                                   weight_decay=cfg.weight_decay)
     spe = recipe.steps_per_epoch()
@@ -341,13 +345,13 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
         records = run.truncate_metrics(step)
         if step >= total:
             raise TrainingError(f"{run.path.name} has already finished ({step} of {total} steps)")
-    elif main:
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.metrics_path.unlink(missing_ok=True)
     n_params = sum(p.numel() for p in model.parameters())
     if main:  # a checkpoint holds every module's state and AdamW's two moments of each trainable parameter
         run.check_space(sum(t.numel() * t.element_size() for m in modules.values() for t in m.state_dict().values())
                         + 8 * sum(p.numel() for p in params))
+    if main and not resume:  # only once there is room: a refused run leaves no folder
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.metrics_path.unlink(missing_ok=True)
     described = recipe.describe()
     card.update({
         "format": RUN_FORMAT, "name": run.path.name, "recipe": recipe.name, "dataset_spec": dataset_spec,
@@ -448,21 +452,26 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
                 for group in optimizer.param_groups:  # a recipe may scale a group (fine-tuned backbones)
                     group["lr"] = lr * group.get("lr_scale", 1.0)
                 try:
-                    with recipe.autocast():
-                        loss, metrics = recipe.training_step(batch, step + 1)
-                    loss_value = distributed.mean_scalar(float(loss.detach().float()), device)  # same on all ranks
-                    if not math.isfinite(loss_value):
-                        raise TrainingError(
-                            f"the loss became {loss_value} at step {step + 1} (learning rate {lr:.3g}); nothing was "
-                            f"saved from this step. Try a lower lr or stronger grad_clip, and resume from the last "
-                            f"checkpoint.", step + 1)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    with guard.step(guard.wanted(step_times[-1] if step_times else None)):
+                        with recipe.autocast():
+                            loss, metrics = recipe.training_step(batch, step + 1)
+                        loss_value = distributed.mean_scalar(float(loss.detach().float()), device)  # all ranks
+                        if not math.isfinite(loss_value):
+                            raise TrainingError(
+                                f"the loss became {loss_value} at step {step + 1} (learning rate {lr:.3g}); nothing "
+                                f"was saved from this step. Resume from the last checkpoint with a lower learning "
+                                f"rate: python main.py train {recipe.name} --resume {shlex.quote(str(run.path))} "
+                                f"--set lr={cfg.lr / 10:.3g} (or a stronger --set grad_clip=0.5)", step + 1)
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
                     distributed.average_gradients(params)
                     grad_norm = (torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip > 0
                                  else None)
                     optimizer.step()
                     recipe.after_step(step + 1)
+                except StepInterrupted:  # Stop inside a long step: undone; the engine closes us at this yield
+                    yield Progress(step / total, f"stopping at step {step}", step, total)
+                    raise TrainingError(f"step {step + 1} was interrupted but the job was not stopped", step + 1)
                 except TrainingError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - only OOM is translated

@@ -63,6 +63,10 @@ def fill_generate(panel) -> None:
     panel.neighbours.set_images([image(28)] * 8, ["Ankle boot", "Sneaker", "Sneaker", "Sneaker", "Sneaker",
                                                      "Sneaker", "Ankle boot", "Sneaker"])
     panel.strip.set_images([image(28)] * 10)
+    from engine.generate.gallery import GalleryItem
+
+    panel.gallery.set_items([GalleryItem(f"/gallery/{seed}.png", {"seed": seed, "prompt": "a photo of a sneaker"},
+                                         seed % 2 == 1, 0.0) for seed in (0, 7, 2**31 - 1, 123456)])
 
 
 def fill_train(panel) -> None:
@@ -195,6 +199,7 @@ def test_custom_drawn_texts_are_whole(layout_window, qapp, size):
     show(qapp, layout_window, "generate", size)
     assert panels["generate"].neighbours.elided_captions() == []
     assert panels["generate"].grid.elided_captions() == []
+    assert panels["generate"].gallery.cut_captions() == []
     match = show(qapp, layout_window, "match", size)
     table = match.table
     for row in range(table.rowCount()):

@@ -5,7 +5,7 @@ All of them take plain data (numpy uint8 arrays, floats, file paths) and draw it
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QMimeData, QPoint, QRectF, QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QMimeData, QPoint, QRect, QRectF, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QDrag, QIcon, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QSizePolicy, QToolTip, QWidget
 
@@ -211,7 +211,7 @@ class GalleryList(QListWidget):
         super().__init__(parent)
         self.setViewMode(QListWidget.ViewMode.IconMode)
         self.setIconSize(QSize(72, 72))
-        self.setGridSize(QSize(96, 104))
+        self.setGridSize(QSize(112, 120))  # room for "★ seed 2147483647" on two lines under the icon
         self.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.setMovement(QListWidget.Movement.Static)
         self.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
@@ -243,6 +243,16 @@ class GalleryList(QListWidget):
 
     def paths(self) -> list[str]:
         return [self.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.count())]
+
+    def cut_captions(self) -> list[str]:
+        """Item texts that do not fit under their icon in a grid cell (for layout checks)."""
+        room = QRect(0, 0, self.gridSize().width() - 4, 1000)
+        height = self.gridSize().height() - self.iconSize().height() - 6
+        fm = self.fontMetrics()
+        texts = [self.item(i).text() for i in range(self.count())]
+        return [t for t in texts
+                if fm.boundingRect(room, Qt.TextFlag.TextWordWrap, t).width() > room.width()
+                or fm.boundingRect(room, Qt.TextFlag.TextWordWrap, t).height() > height]
 
     def selected_paths(self) -> list[str]:
         return [i.data(Qt.ItemDataRole.UserRole) for i in self.selectedItems()]

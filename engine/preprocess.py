@@ -15,12 +15,22 @@ def to_input(img: Image.Image, pp) -> np.ndarray:
     """
     if pp.grayscale:
         img = img.convert("L")
+    # Exactly torchvision's Resize(short side) + CenterCrop on a PIL image, which timm's and
+    # open_clip's eval transforms and torchvision's weight transforms all use: the long side is
+    # truncated, the crop offset rounded (tests/engine/test_preprocess_parity.py checks pixels).
     w, h = img.size
-    scale = pp.resize / min(w, h)
-    img = img.resize((max(pp.input_size, round(w * scale)), max(pp.input_size, round(h * scale))),
-                     _RESAMPLE[pp.interpolation])
+    if w <= h:
+        size = (pp.resize, int(pp.resize * h / w))
+    else:
+        size = (int(pp.resize * w / h), pp.resize)
+    if size != (w, h):
+        img = img.resize(size, _RESAMPLE[pp.interpolation])
     w, h = img.size
-    left, top = (w - pp.input_size) // 2, (h - pp.input_size) // 2
+    if w < pp.input_size or h < pp.input_size:  # resize < input_size: pad as CenterCrop does
+        padded = Image.new(img.mode, (max(w, pp.input_size), max(h, pp.input_size)))
+        padded.paste(img, ((padded.width - w) // 2, (padded.height - h) // 2))
+        img, (w, h) = padded, padded.size
+    left, top = int(round((w - pp.input_size) / 2.0)), int(round((h - pp.input_size) / 2.0))
     img = img.crop((left, top, left + pp.input_size, top + pp.input_size))
     x = np.asarray(img, dtype=np.float32) / 255.0  # S x S (x C)
     if x.ndim == 2:

@@ -1,0 +1,1 @@
+"""Light runtimes for the query path: ONNX Runtime and numpy, never torch."""

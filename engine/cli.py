@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_search_parsers(sub, common)
 
+    from engine.collection.cli import add_parsers as add_collection_parsers
+
+    add_collection_parsers(sub, common)
+
     from engine.attention.cli import add_parser as add_attention_parser
 
     add_attention_parser(sub, common)
@@ -147,6 +151,10 @@ def run(args: argparse.Namespace) -> int:
         from engine.search.cli import run as run_search
 
         return run_search(args)
+    if args.command in ("map", "duplicates"):
+        from engine.collection.cli import run as run_collection
+
+        return run_collection(args)
     if args.command == "train":
         return _train(args)
     if args.command == "generate":

@@ -79,6 +79,9 @@ REQUESTS: dict[str, str] = {
     "mae_samples": "engine.mae.jobs:mae_samples_job",
     "match": "engine.match.jobs:match_job",
     "match_samples": "engine.match.jobs:match_samples_job",
+    "collection_map": "engine.collection.jobs:map_job",
+    "collection_duplicates": "engine.collection.jobs:duplicates_job",
+    "collection_like": "engine.collection.jobs:like_job",
 }
 
 #: Requests that only fetch what a panel needs to show itself (lists, samples, previews, curves):

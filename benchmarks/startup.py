@@ -2,7 +2,9 @@
 
 Compares Patchwork (`python main.py`) with a reference: a bare PySide6 window
 in the same interpreter, launched the same way. Prints both and their ratio.
-Goal: Patchwork <= 1.5 s on a 2-core machine.
+Goals: Patchwork <= 1.5 s on a 2-core machine, and within 2x the bare window. Panels are
+built when first shown (the current one right after the first paint), so the first paint
+waits only for the window frame, the tab bar, the jobs dock and the status bar.
 
     python benchmarks/startup.py [--runs 5]
 """
@@ -64,6 +66,7 @@ def main() -> None:
     print(f"  patchwork main window         : {o * 1000:7.0f} ms   (min {min(ours) * 1000:.0f})")
     print(f"  ratio patchwork / reference   : {o / r:7.2f}")
     print(f"  goal <= 1500 ms               : {'met' if o <= 1.5 else 'NOT met'}")
+    print(f"  goal ratio <= 2.0             : {'met' if o / r <= 2.0 else 'NOT met'}")
 
 
 if __name__ == "__main__":

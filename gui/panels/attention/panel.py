@@ -27,6 +27,7 @@ from gui.panels.attention.heads_grid import HeadsGrid
 from gui.panels.attention.overlay_view import ColourBar, OverlayView
 from gui.samples import sample_photos
 from gui.settings import restore_widgets, save_widgets
+from gui.widgets.domain_banner import DomainBanner
 from gui.widgets.error_label import ErrorLabel
 from gui.widgets.layouts import bold_label, column, form
 from gui.widgets.model_picker import ModelPicker, open_and_model_row
@@ -65,6 +66,7 @@ class AttentionPanel(FileDrops, QWidget):
         self.open_button.clicked.connect(self._choose_file)
         self.model_picker = ModelPicker(bridge, "attention", settings, default=DEFAULT_MODEL)
         self.model_picker.model_changed.connect(self._model_changed)
+        self.domain_banner = DomainBanner(bridge, self.model_picker.combo)
         top = open_and_model_row(self.open_button, self.model_picker)
 
         # ---------------------------------------------------------------- the picture
@@ -200,6 +202,7 @@ class AttentionPanel(FileDrops, QWidget):
         split.setStretchFactor(1, 2)
 
         lay = QVBoxLayout(self)
+        lay.addWidget(self.domain_banner)
         lay.addLayout(top)
         lay.addWidget(split, 1)
 
@@ -433,6 +436,7 @@ class AttentionPanel(FileDrops, QWidget):
         self._idle(f"Computed in {took}" + (f" (+{res.load_seconds:.1f} s to load the model)"
                                             if res.load_seconds > 0.05 else ""))
         self.error_label.hide()
+        self.domain_banner.show_warning(res.domain_warning)
         spec = res.spec
         if res.method != self.method():  # the engine fell back to Grad-CAM for a CNN
             self.method_combo.blockSignals(True)

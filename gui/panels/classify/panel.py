@@ -14,6 +14,7 @@ from engine import catalogue
 from gui.dropping import FileDrops, choose_image
 from gui.qimage import array_to_pixmap
 from gui.samples import sample_photos
+from gui.widgets.domain_banner import DomainBanner
 from gui.widgets.error_label import ErrorLabel
 from gui.widgets.image_view import ImageView
 from gui.widgets.layouts import column
@@ -37,6 +38,7 @@ class ClassifyPanel(FileDrops, QWidget):
         self.open_button.clicked.connect(self._choose_file)
         self.model_picker = ModelPicker(bridge, "classify", settings, default=catalogue.DEFAULT_CLASSIFIER)
         self.model_picker.model_changed.connect(self._model_changed)
+        self.domain_banner = DomainBanner(bridge, self.model_picker.combo)
 
         top = open_and_model_row(self.open_button, self.model_picker)
 
@@ -66,6 +68,7 @@ class ClassifyPanel(FileDrops, QWidget):
         self.samples.chosen.connect(self.classify_path)
 
         lay = QVBoxLayout(self)
+        lay.addWidget(self.domain_banner)
         lay.addLayout(top)
         lay.addWidget(split, 1)
         lay.addWidget(self.samples)
@@ -99,6 +102,7 @@ class ClassifyPanel(FileDrops, QWidget):
             return  # a late answer for an image the user has moved on from
         self._job = None
         self.error_label.hide()
+        self.domain_banner.show_warning(res.domain_warning)
         if res.preview is not None:
             self.image_view.set_pixmap(array_to_pixmap(res.preview))
         self.heading.setText(f"Top-{len(res.top)} classes · {os.path.basename(res.path)}")
@@ -112,6 +116,7 @@ class ClassifyPanel(FileDrops, QWidget):
     def _show_error(self, err) -> None:
         self._job = None
         self.heading.setText("Could not classify this file")
+        self.domain_banner.show_warning(None)
         self.bars.set_rows([])
         self.image_view.set_pixmap(None)
         self.image_view.set_placeholder("No image\n\nDrop another image here")

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 from gui.dropping import FileDrops
 from gui.panels.generate.widgets import ClassBars, GalleryList, ImageGrid
 from gui.settings import restore_widgets, save_widgets
+from gui.widgets.domain_banner import DomainBanner
 from gui.widgets.error_label import ErrorLabel
 from gui.widgets.image_view import ImageView
 from gui.widgets.layouts import bold_label, column, form
@@ -64,6 +65,7 @@ class GeneratePanel(FileDrops, QWidget):
         self.model_combo = QComboBox()
         self.model_combo.setMinimumWidth(260)
         self.model_combo.currentIndexChanged.connect(self._model_changed)
+        self.domain_banner = DomainBanner(self.bridge, self.model_combo)
         self.prior_combo = QComboBox()
         self.prior_combo.addItem("Diffusion prior", "diffusion")
         self.prior_combo.addItem("Regression prior", "regression")
@@ -187,6 +189,7 @@ class GeneratePanel(FileDrops, QWidget):
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         lay = QVBoxLayout(self)
+        lay.addWidget(self.domain_banner)
         lay.addWidget(split)
 
     def _build_gallery(self) -> QWidget:
@@ -410,6 +413,7 @@ class GeneratePanel(FileDrops, QWidget):
     def _on_result(self, res) -> None:
         self._finish()
         self.result = res
+        self.domain_banner.show_warning(res.domain_warning)
         self.insights = res.insights or self.insights
         self.grid.set_images([im.pixels for im in res.images], captions=[f"seed {im.seed}" for im in res.images],
                              paths=[im.path for im in res.images])

@@ -19,6 +19,7 @@ from gui.panels.mae.patch_view import PatchView
 from gui.panels.mae.pretrain import PretrainBox
 from gui.panels.mae.token_strip import TokenStrip
 from gui.qimage import array_to_pixmap
+from gui.widgets.domain_banner import DomainBanner
 from gui.widgets.error_label import ErrorLabel
 from gui.widgets.model_picker import ModelPicker, open_and_model_row
 from gui.widgets.sample_strip import SampleShelf, SampleStrip
@@ -48,6 +49,7 @@ class MAEPanel(ImageInput, QWidget):
         self.open_button.clicked.connect(self._choose_file)
         self.model_picker = ModelPicker(bridge, "mae", settings, default=DEFAULT_MAE)
         self.model_picker.model_changed.connect(self._model_changed)
+        self.domain_banner = DomainBanner(bridge, self.model_picker.combo)
         top = open_and_model_row(self.open_button, self.model_picker)
 
         # ---- controls: ratio, seed, mode
@@ -133,6 +135,7 @@ class MAEPanel(ImageInput, QWidget):
         self.samples: SampleStrip | None = self.samples_holder.strip
 
         lay = QVBoxLayout(self)
+        lay.addWidget(self.domain_banner)
         lay.addLayout(top)
         lay.addLayout(controls)
         lay.addLayout(body, 1)
@@ -257,6 +260,7 @@ class MAEPanel(ImageInput, QWidget):
         self.results_shown += 1
         v = res.views
         self.error_label.hide()
+        self.domain_banner.show_warning(res.domain_warning)
         for key, _ in VIEWS:
             self.views[key].set_pixmap(array_to_pixmap(v.view(key)), v.grid)
         if self.mode_key() == "painted" and self.painted is None:
@@ -265,9 +269,8 @@ class MAEPanel(ImageInput, QWidget):
         h, w = v.grid
         parts = [f"<b>{v.len_keep}</b> of {h * w} patches ({h}×{w} of {v.patch_size} px) go to the encoder"]
         if v.masked_mse is not None:
-            better = "better" if v.masked_mse < v.baseline_mse else "worse"
             parts.append(f"hidden-patch MSE <b>{v.masked_mse:.4f}</b> vs {v.baseline_mse:.4f} for the "
-                         f"mean of the visible patches ({better})")
+                         f"mean of the visible patches ({v.verdict})")
         if v.visible_mse is not None:
             parts.append(f"visible-patch MSE {v.visible_mse:.4f} (not trained on)")
         timing = f"{1000 * res.seconds:.0f} ms"

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QHBoxLayout, QHe
 from engine.match.jobs import DEFAULT_ALBEF
 from gui.image_input import ImageInput
 from gui.qimage import array_to_pixmap
+from gui.widgets.domain_banner import DomainBanner
 from gui.widgets.error_label import ErrorLabel
 from gui.widgets.image_view import ImageView
 from gui.widgets.model_picker import ModelPicker, open_and_model_row
@@ -69,6 +70,7 @@ class MatchPanel(ImageInput, QWidget):
         self.open_button.clicked.connect(self._choose_file)
         self.model_picker = ModelPicker(bridge, "match", settings, default=DEFAULT_ALBEF)
         self.model_picker.model_changed.connect(lambda _id: self.run_match())
+        self.domain_banner = DomainBanner(bridge, self.model_picker.combo)
         top = open_and_model_row(self.open_button, self.model_picker)
 
         self.explain = QLabel(EXPLAIN)
@@ -142,6 +144,7 @@ class MatchPanel(ImageInput, QWidget):
         self.samples: SampleStrip | None = self.samples_holder.strip
 
         lay = QVBoxLayout(self)
+        lay.addWidget(self.domain_banner)
         lay.addLayout(top)
         lay.addWidget(self.explain)
         lay.addLayout(body, 1)
@@ -172,6 +175,7 @@ class MatchPanel(ImageInput, QWidget):
         self.result = res
         self.results_shown += 1
         self.error_label.hide()
+        self.domain_banner.show_warning(res.domain_warning)
         self.table.blockSignals(True)
         self.table.setRowCount(len(res.captions))
         for row, c in enumerate(res.captions):

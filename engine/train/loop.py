@@ -329,6 +329,7 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
     schedule = WarmupCosine(cfg.lr, cfg.min_lr, warmup, total)
 
     step, epoch, batch_index, elapsed = 0, 0, 0, 0.0
+    eval_pending = False  # an epoch ended and its evaluation has not run yet (a stop can land between)
     records: list[dict] = []
     eval_metrics: dict = {}
     card: dict = {}
@@ -342,6 +343,7 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
         step, epoch, batch_index = state["step"], state["epoch"], state["batch"]
         elapsed = float(state.get("elapsed_s", 0.0))
         eval_metrics = state.get("eval_metrics", {})
+        eval_pending = bool(state.get("eval_pending", False))
         records = run.truncate_metrics(step)
         if step >= total:
             raise TrainingError(f"{run.path.name} has already finished ({step} of {total} steps)")
@@ -384,7 +386,7 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
         tensors.update({f"recipe/{k}": v for k, v in recipe.state_tensors().items()})
         state = {"step": step, "epoch": epoch, "batch": batch_index, "elapsed_s": elapsed_now(),
                  "optimizer": opt_meta, "rng": rng_meta, "schedule": schedule.state_dict(),
-                 "eval_metrics": _jsonable(eval_metrics)}
+                 "eval_metrics": _jsonable(eval_metrics), "eval_pending": eval_pending}
         sha = run.save(step, model_state, tensors, state)
         last_save = time.monotonic()
         write_card(status)
@@ -445,6 +447,9 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
         m.train()
     try:
         yield Progress(step / total, f"step {step}/{total}", step, total)
+        if eval_pending:  # stopped after an epoch's last step, before its evaluation: run it now
+            yield from evaluation()
+            eval_pending = False
         while step < total:
             for batch in recipe.batches(epoch, batch_index):
                 t0 = time.monotonic()
@@ -486,6 +491,7 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
                 epoch_done = batch_index >= spe
                 if epoch_done:
                     epoch, batch_index = epoch + 1, 0
+                eval_pending = epoch_done and cfg.eval_every > 0 and epoch % cfg.eval_every == 0 and step < total
                 step_times.append(time.monotonic() - t0)
                 del step_times[:-50]
                 window_loss += loss_value
@@ -507,9 +513,9 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
                 yield Progress(step / total, f"step {step}/{total} · epoch {epoch + 1}", step, total)
 
                 evaluated = False
-                if epoch_done and cfg.eval_every > 0 and epoch % cfg.eval_every == 0 and step < total:
+                if eval_pending:
                     yield from evaluation()
-                    evaluated = True
+                    evaluated, eval_pending = True, False
                 due = (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0) \
                     or (cfg.checkpoint_every == 0 and evaluated) \
                     or time.monotonic() - last_save >= cfg.checkpoint_seconds

@@ -156,3 +156,20 @@ def test_stop_mid_round_and_resume_gives_the_weights_of_a_straight_run(shapes, t
     a, b = straight.load()[0], stopped.load()[0]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert straight.read_card()["metrics"]["rounds"] == stopped.read_card()["metrics"]["rounds"]
+
+
+def test_stop_between_a_rounds_last_step_and_its_evaluation_still_evaluates_it_on_resume(shapes, tmp_path):
+    """The stop lands after step 6's record, before round 0's evaluation: the resumed run runs
+    that evaluation first, so the round table and the weights match a straight run's."""
+    straight = RunFolder(tmp_path / "straight")
+    drive(train(make(shapes, epochs=2), straight, "cpu"))
+    stopped = RunFolder(tmp_path / "stopped")
+    _, partials = drive(train(make(shapes, epochs=2), stopped, "cpu"), stop_after_step=6)
+    assert not any(p.get("kind") == "eval" for p in partials)
+    assert stopped.load()[2]["eval_pending"] is True
+    result, partials = drive(train(make(shapes, epochs=2), stopped, "cpu", resume=True))
+    assert result["step"] == 12 and [p["step"] for p in partials if p.get("kind") == "eval"] == [6, 12]
+    assert straight.read_card()["metrics"]["rounds"] == stopped.read_card()["metrics"]["rounds"]
+    a, b = straight.load(), stopped.load()
+    assert all(torch.equal(a[0][k], b[0][k]) for k in a[0])
+    assert torch.equal(a[1]["recipe/history"].nan_to_num(-1), b[1]["recipe/history"].nan_to_num(-1))

@@ -178,7 +178,9 @@ class PseudoLabelRecipe(SupervisedRecipe):
         import torch
 
         return {"pseudo": torch.from_numpy(self.pseudo.copy()), "history": torch.from_numpy(self.history.copy()),
-                "pseudo_counts": torch.from_numpy(self.pseudo_counts.copy())}
+                "pseudo_counts": torch.from_numpy(self.pseudo_counts.copy()),
+                # what the round's evaluation reads, for a stop that lands just before it
+                "round_state": torch.tensor([self._last_step, self._train_images], dtype=torch.int64)}
 
     def load_state_tensors(self, tensors: dict) -> None:
         import torch
@@ -186,6 +188,8 @@ class PseudoLabelRecipe(SupervisedRecipe):
         self.pseudo = tensors["pseudo"].numpy().astype(np.int64)
         self.history = tensors["history"].numpy().astype(np.float64)
         self.pseudo_counts = tensors["pseudo_counts"].numpy().astype(np.int64)
+        if "round_state" in tensors:  # checkpoints written before it had none
+            self._last_step, self._train_images = (int(v) for v in tensors["round_state"])
         self._y = torch.from_numpy(self.targets()).to(self.device)
 
     def describe(self) -> dict:

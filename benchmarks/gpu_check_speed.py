@@ -48,15 +48,20 @@ def judged(settings, check: str, ratio: float, goal: str, ok: bool, value: str, 
 
 # ---------------------------------------------------------------------------- ViT-B/16
 def _vit_pair(settings):
-    """(ours: the catalogue's timm-vit-base built by our loader, ref: timm's own model), same weights."""
+    """(ours: the catalogue's timm ViT built by our loader, ref: timm's own model), same weights.
+    ViT-B/16 (timm-vit-base); --quick uses ViT-Ti/16 (timm-vit-tiny), written here the same way."""
     import timm
 
-    from benchmarks.gpu_check_parity import publish_random_models
+    from benchmarks.gpu_check_parity import publish_random_models, write_random_timm
     from engine import catalogue
     from engine.catalogue.load import build_model
 
-    publish_random_models(settings)
-    entry = catalogue.get("timm-vit-base")
+    model_id = "timm-vit-tiny" if settings.quick else "timm-vit-base"
+    if settings.quick:
+        write_random_timm(model_id, seed=3)
+    else:
+        publish_random_models(settings)
+    entry = catalogue.get(model_id)
     ours = build_model(entry).to(settings.device)
     ref = timm.create_model(entry.arch, pretrained=False).eval()
     ref.load_state_dict(ours.state_dict())
@@ -72,7 +77,7 @@ def vit_wrapper(settings) -> list[Row]:
     ours, ref = _vit_pair(settings)
     adapter = adapt(ours)
     mods = adapter.attention_modules()
-    b = settings.size(256, 1)
+    b = settings.size(256, 2)
     x = torch.randn(b, 3, 224, 224, device=settings.device)
     ctx = lambda: amp(settings)  # noqa: E731
 
@@ -88,18 +93,18 @@ def vit_wrapper(settings) -> list[Row]:
         with torch.no_grad(), ctx(), capturing(mods):
             adapter.scores(x)
 
-    med = interleaved({"direct": direct, "wrapper": wrapper, "capture": capture}, settings.size(10, 1),
+    med = interleaved({"direct": direct, "wrapper": wrapper, "capture": capture}, settings.size(10, 2),
                       _sync(settings.device))
     with torch.no_grad(), ctx():
         plain_logits = adapter.scores(x[:2]).float()
         with capturing(mods):
             cap_logits = adapter.scores(x[:2]).float()
     drift = float((plain_logits - cap_logits).abs().max())
-    kind = "bf16" if settings.cuda else "fp32"
+    kind = ("bf16" if settings.cuda else "fp32") + (", ViT-Ti/16 (--quick)" if settings.quick else "")
     speed = med["direct"] / med["wrapper"]
     over = med["capture"] / med["direct"]
     return [
-        judged(settings, f"ViT-B/16 {kind} inference: wrapper vs timm", speed, "≥ 1.0×", speed >= 0.98,
+        judged(settings, f"ViT-B/16 inference ({kind}): wrapper vs timm", speed, "≥ 1.0×", speed >= 0.98,
                f"{b / med['wrapper']:,.0f} vs {b / med['direct']:,.0f} img/s: ×{speed:.3f} (batch {b})",
                ours_img_s=b / med["wrapper"], timm_img_s=b / med["direct"]),
         judged(settings, f"attention capture vs plain forward ({kind})", over, "≤ 1.3×", over <= 1.3,
@@ -201,9 +206,11 @@ def mae_masking(settings) -> Row:
     from engine.models.mae import FACTORIES, num_kept
 
     torch.manual_seed(0)
-    model = FACTORIES["mae_vit_base_patch16"]().to(settings.device).eval()
-    b = settings.size(256, 1)
-    x = torch.randn(b, 3, 224, 224, device=settings.device)
+    arch = "mae_vit_tiny" if settings.quick else "mae_vit_base_patch16"
+    model = FACTORIES[arch]().to(settings.device).eval()
+    b = settings.size(256, 2)
+    c, size = model.config.in_chans, model.config.img_size
+    x = torch.randn(b, c, size, size, device=settings.device)
 
     def encode(ratio):
         def fn():
@@ -211,9 +218,9 @@ def mae_masking(settings) -> Row:
                 model.forward_encoder(x, ratio)
         return fn
 
-    med = interleaved({0.0: encode(0.0), 0.75: encode(0.75)}, settings.size(10, 1), _sync(settings.device))
+    med = interleaved({0.0: encode(0.0), 0.75: encode(0.75)}, settings.size(10, 2), _sync(settings.device))
     ratio = med[0.0] / med[0.75]
-    return judged(settings, "MAE ViT-B encoder: 75 % vs 0 % masking", ratio, "≥ 3.5×", ratio >= 3.5,
+    return judged(settings, f"MAE encoder ({arch}): 75 % vs 0 % masking", ratio, "≥ 3.5×", ratio >= 3.5,
                   f"{1000 * med[0.75]:.1f} vs {1000 * med[0.0]:.1f} ms (batch {b}, "
                   f"{num_kept(model.num_patches, 0.75)} of {model.num_patches} tokens): ×{ratio:.2f}")
 

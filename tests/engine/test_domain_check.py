@@ -120,7 +120,7 @@ def test_prompt_with_none_of_the_known_words_is_flagged():
     for fine in ("a photo of a sneaker", "Two leather BOOTS", "a summer dress.", "a t-shirt"):
         assert prompt_warning(decoder, fine) is None, fine
     albef = catalogue.get("fmnist-albef-tiny")
-    assert prompt_warning(albef, ["a photo of a cat", "a photo of a bag"]).reasons == (
+    assert prompt_warning(albef, ["a photo of a cat", "a photo of a bag"], "caption").reasons == (
         "1 of 2 captions name none of the things it learned (bag, blouse, boot, coat, dress, flip-flop, …)",)
     assert prompt_warning(catalogue.get("fmnist-vit-tiny"), "a photo of a cat") is None  # no text side
 
@@ -142,7 +142,7 @@ def test_mae_differences_within_noise_are_about_the_same():
 @pytest.mark.parametrize("argv", [
     ["classify", "IMG", "--model", "fmnist-vit-tiny"],
     ["mae", "IMG"],
-    ["match", "IMG", "a photo of a bag"],
+    ["match", "IMG", "a photo of a cat"],
     ["attention", "IMG", "--model", "fmnist-vit-tiny"],
 ])
 def test_cli_prints_one_warning_line_and_keeps_the_exit_code(capsys, argv):
@@ -152,6 +152,8 @@ def test_cli_prints_one_warning_line_and_keeps_the_exit_code(capsys, argv):
     warnings = [line for line in captured.err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "knows only 28×28 grayscale clothing" in warnings[0]
     assert "warning" not in captured.out
+    if argv[0] == "match":  # the picture and the caption: both reasons on the one line
+        assert "this picture is in colour" in warnings[0] and "the caption names none" in warnings[0]
     if argv[0] == "mae":  # the coffee photo's 0.0497 vs 0.0499 is no longer "better"
         assert "better" not in captured.out and "about the same" in captured.out
 
@@ -169,3 +171,10 @@ def test_generate_cli_warns_on_an_unknown_prompt(capsys, tmp_path):
     err = capsys.readouterr().err
     assert sum(line.startswith("warning:") for line in err.splitlines()) == 1
     assert "the prompt names none of the things it learned" in err
+
+
+def test_generate_cli_warns_on_a_photo_given_for_variations(capsys, tmp_path):
+    assert main(["generate", "--image", sample("chelsea.png"), "--n", "1", "--steps", "2",
+                 "--out", str(tmp_path), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert sum(line.startswith("warning:") for line in err.splitlines()) == 1 and "this picture is in colour" in err

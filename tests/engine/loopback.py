@@ -7,12 +7,19 @@ ignore Range) and records every request it sees.
 
 Routes:
   /<anything>                              bytes from `files` (GET/HEAD, Range -> 206/416)
-  /<org>/<name>/resolve/<rev>/<filename>   hub file: X-Repo-Commit, X-Linked-Etag (= sha256),
-                                           X-Linked-Size; for an "lfs" repo a 302 to the "CDN"
-                                           http://localhost:<port>/cdn/<sha256> (another origin)
+  /<org>/<name>/resolve/<rev>/<filename>   hub file, X-Repo-Commit; for an "lfs" repo a 302 to the
+                                           "CDN" http://localhost:<port>/cdn/<sha256> (another origin)
+                                           with X-Linked-Etag (= sha256) and X-Linked-Size; otherwise
+                                           the bytes in place (Range too), ETag = the git blob id
   /cdn/<sha256>                            the blob bytes
   any path in behaviour.redirect           302 to the URL given there
   /api/models/<org>/<name>/revision/<rev>  {"id", "sha", "siblings": [{"rfilename", "size", "lfs"}]}
+                                           (snapshot_download's repo_info)
+  /api/models/<org>/<name>/tree/<rev>      [{"type": "file", "path", "size", "oid", "lfs"}] (its list_repo_tree;
+                                           one page, no Link header)
+
+These are the endpoints huggingface_hub's hf_hub_download and snapshot_download call; no
+X-Xet-* header is ever sent, so the library takes its plain HTTP path (GET with Range).
 """
 from __future__ import annotations
 
@@ -54,10 +61,15 @@ class Behaviour:
     stall_after: dict[str, tuple[int, float]] = field(default_factory=dict)  # send N bytes, then go silent
     throttle: dict[str, tuple[int, float]] = field(default_factory=dict)  # (chunk bytes, sleep between)
     delay: dict[str, float] = field(default_factory=dict)  # seconds before answering at all
-    declared_length: dict[str, int] = field(default_factory=dict)  # a Content-Length that lies
+    declared_length: dict[str, int] = field(default_factory=dict)  # a Content-Length (X-Linked-Size) that lies
     ignore_range: set[str] = field(default_factory=set)  # answer 200 with the whole file to a Range
     status: dict[str, int] = field(default_factory=dict)  # answer with this status, no body
     redirect: dict[str, str] = field(default_factory=dict)  # 302 to this URL ("{port}" is filled in)
+
+
+def git_blob_id(data: bytes) -> str:
+    """The hub's ETag of a non-LFS file: git's blob id."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 class LoopbackServer:
@@ -161,6 +173,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [unquote(p) for p in path.lstrip("/").split("/")]
         if len(parts) >= 6 and parts[:2] == ["api", "models"] and parts[4] == "revision":
             return self._api(parts[2] + "/" + parts[3], parts[5], head)
+        if len(parts) >= 6 and parts[:2] == ["api", "models"] and parts[4] == "tree":
+            return self._tree(parts[2] + "/" + parts[3], parts[5], head)
         if len(parts) >= 5 and parts[2] == "resolve":
             return self._resolve(parts[0] + "/" + parts[1], parts[3], "/".join(parts[4:]), head)
         if len(parts) == 2 and parts[0] == "cdn":
@@ -179,9 +193,25 @@ class _Handler(BaseHTTPRequestHandler):
         if rev not in ("main", repo.commit):
             return self._empty(404, {"X-Error-Code": "RevisionNotFound"})
         siblings = [{"rfilename": name, "size": len(data),
-                     "lfs": {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}}
+                     **({"lfs": {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}}
+                        if repo.lfs else {})}
                     for name, data in repo.files.items()]
-        body = json.dumps({"id": repo_id, "sha": repo.commit, "siblings": siblings}).encode()
+        self._json({"id": repo_id, "sha": repo.commit, "siblings": siblings}, head)
+
+    def _tree(self, repo_id: str, rev: str, head: bool) -> None:
+        repo = self.server_owner.repos.get(repo_id)
+        if repo is None:
+            return self._empty(401, {"X-Error-Code": "RepoNotFound"})
+        if rev not in ("main", repo.commit):
+            return self._empty(404, {"X-Error-Code": "RevisionNotFound"})
+        entries = [{"type": "file", "path": name, "size": len(data), "oid": git_blob_id(data),
+                    **({"lfs": {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}}
+                       if repo.lfs else {})}
+                   for name, data in repo.files.items()]
+        self._json(entries, head)
+
+    def _json(self, value, head: bool) -> None:
+        body = json.dumps(value).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -201,13 +231,14 @@ class _Handler(BaseHTTPRequestHandler):
         if data is None:
             return self._empty(404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": repo.commit,
                                      "X-Error-Message": "Entry not found"})
-        sha = hashlib.sha256(data).hexdigest()
-        meta = {"X-Repo-Commit": repo.commit, "X-Linked-Etag": f'"{sha}"', "X-Linked-Size": str(len(data)),
-                "ETag": f'"{sha}"'}
-        if repo.lfs:
-            meta.pop("ETag")
-            meta["Location"] = f"http://localhost:{self.server_owner.port}/cdn/{sha}?X-Amz-Signature=loopback"
-            return self._empty(302, meta)
+        if repo.lfs:  # a 302 to the CDN that carries the LFS sha256 and size
+            sha = hashlib.sha256(data).hexdigest()
+            size = self.server_owner.behaviour.declared_length.get(urlsplit(self.path).path, len(data))
+            return self._empty(302, {
+                "X-Repo-Commit": repo.commit, "X-Linked-Etag": f'"{sha}"', "X-Linked-Size": str(size),
+                "Location": f"http://localhost:{self.server_owner.port}/cdn/{sha}?X-Amz-Signature=loopback"})
+        # a regular git file: served in place, its ETag the git blob id (not a sha256)
+        meta = {"X-Repo-Commit": repo.commit, "ETag": f'"{git_blob_id(data)}"'}
         return self._serve(urlsplit(self.path).path, data, head, meta)
 
     # ------------------------------------------------------------------ answers

@@ -326,48 +326,80 @@ def test_disk_full_while_writing(server, tmp_path):
     assert not (tmp_path / "f.bin").exists()
 
 
-# --------------------------------------------------------------------------- Hugging Face cache layout
+# --------------------------------------------------------------------------- Hugging Face (huggingface_hub)
+def _hub_dir(tmp_path) -> Path:
+    return tmp_path / "hf" / "hub"
+
+
+def _leftovers(tmp_path) -> list[str]:
+    """Temporary files huggingface_hub leaves in blobs/ (none, after success, failure or Stop)."""
+    return sorted(p.name for p in _hub_dir(tmp_path).rglob("*.incomplete"))
+
+
 def test_hf_file_lands_in_the_huggingface_hub_cache(server, tmp_path, monkeypatch):
-    weights, config = payload(500_000, seed=10), b'{"arch": "tiny"}'
+    weights, config = payload(2_500_000, seed=10), b'{"arch": "tiny"}'
     repo = server.add_repo("org/tiny-model", {"model.safetensors": weights, "config.json": config})
+    server.behaviour.throttle[f"/cdn/{sha(weights)}"] = (100_000, 0.02)  # ~0.5 s: several updates
     monkeypatch.setenv("HF_TOKEN", "hf_loopback_token")
 
     path, events = run(download_hf_file("org/tiny-model", "model.safetensors"))
 
-    hub_cache = tmp_path / "hf" / "hub"
+    hub_cache = _hub_dir(tmp_path)
     repo_dir = hub_cache / "models--org--tiny-model"
     assert path == repo_dir / "snapshots" / repo.commit / "model.safetensors"
     assert path.is_symlink() and not os.path.isabs(os.readlink(path))
     assert path.resolve() == (repo_dir / "blobs" / sha(weights)).resolve()
     assert path.read_bytes() == weights
     assert (repo_dir / "refs" / "main").read_text() == repo.commit
-    assert fractions(events)[-1] == 1.0
+    fr = fractions(events)
+    assert fr == sorted(fr) and fr[-1] == 1.0 and any(0 < f < 1 for f in fr)
+    assert events[-1][1].done == events[-1][1].total == len(weights) and "MB" in events[-1][1].message
     # the token goes to the hub, never to the CDN the hub redirects to
     head = server.seen("/resolve/", "HEAD")
-    assert head and head[0].header("Authorization") == "Bearer hf_loopback_token"
+    assert head and all(h.header("Authorization") == "Bearer hf_loopback_token" for h in head)
     cdn = server.seen("/cdn/", "GET")
-    assert cdn and cdn[0].header("Authorization") is None
+    assert len(cdn) == 1 and cdn[0].header("Authorization") is None and cdn[0].header("Range") is None
+    assert _leftovers(tmp_path) == []
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub's own cache readers see the file (what timm, transformers, open_clip use)
     import huggingface_hub
 
+    info = huggingface_hub.scan_cache_dir(hub_cache)
+    (cached_repo,) = [r for r in info.repos if r.repo_id == "org/tiny-model"]
+    (revision,) = cached_repo.revisions
+    assert revision.commit_hash == repo.commit and "main" in revision.refs
+    assert {f.file_name: f.size_on_disk for f in revision.files} == {"model.safetensors": len(weights)}
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     found = huggingface_hub.try_to_load_from_cache("org/tiny-model", "model.safetensors", cache_dir=hub_cache)
     assert found == str(path)
     got = huggingface_hub.hf_hub_download("org/tiny-model", "model.safetensors", local_files_only=True,
                                           cache_dir=hub_cache)
     assert Path(got) == path and Path(got).read_bytes() == weights
 
-    server.clear()
+    server.clear()  # offline, a cached file is returned without any request
     again, _ = run(download_hf_file("org/tiny-model", "model.safetensors"))
     assert again == path and server.requests == []
 
 
+def test_hf_cached_file_is_revalidated_online_without_downloading(server, tmp_path):
+    data = payload(300_000, seed=18)
+    server.add_repo("org/cached", {"model.safetensors": data})
+    first, _ = run(download_hf_file("org/cached", "model.safetensors"))
+    server.clear()
+    again, _ = run(download_hf_file("org/cached", "model.safetensors"))
+    assert again == first and again.read_bytes() == data
+    assert server.seen("/resolve/", "HEAD") and server.seen("/cdn/") == []  # etag checked, no body
+
+
 def test_hf_file_served_without_redirect(server, tmp_path):
+    from tests.engine.loopback import git_blob_id
+
     data = payload(200_000, seed=11)
     repo = server.add_repo("org/plain", {"sub/model.bin": data}, lfs=False)
     path, _ = run(download_hf_file("org/plain", "sub/model.bin", sha256=sha(data)))
     assert path.read_bytes() == data
     assert path == caches.hf_repo_dir("org/plain") / "snapshots" / repo.commit / "sub" / "model.bin"
+    assert path.resolve().name == git_blob_id(data)  # a git file's blob is named by its git id
     assert caches.hf_cached_file("org/plain", "sub/model.bin") == path
 
 
@@ -375,26 +407,86 @@ def test_hf_checksum_from_catalogue_disagreeing_with_hub(server):
     server.add_repo("org/changed", {"model.safetensors": b"new weights"})
     with pytest.raises(ChecksumError, match="changed upstream"):
         run(download_hf_file("org/changed", "model.safetensors", sha256="deadbeef"))
-    assert server.seen("/cdn/") == []  # refused before downloading
+    assert server.seen("/cdn/") == []  # the LFS sha256 is in the HEAD answer: refused before downloading
+
+
+def test_hf_checksum_verified_after_download_removes_the_file(server, tmp_path):
+    import huggingface_hub
+
+    data = payload(100_000, seed=19)
+    server.add_repo("org/git-file", {"weights.bin": data}, lfs=False)  # ETag is a git id: hash the bytes
+    with pytest.raises(ChecksumError, match="changed upstream") as info:
+        run(download_hf_file("org/git-file", "weights.bin", sha256="0" * 64))
+    assert sha(data)[:16] in str(info.value) and info.value.actual == sha(data)
+    assert server.seen("/resolve/", "GET")  # it was downloaded, then refused
+    assert huggingface_hub.try_to_load_from_cache("org/git-file", "weights.bin", cache_dir=_hub_dir(tmp_path)) is None
+    assert not [p for p in (caches.hf_repo_dir("org/git-file") / "blobs").iterdir()]
 
 
 def test_hf_missing_file_and_missing_repo(server):
     server.add_repo("org/there", {"a.bin": b"a"})
-    with pytest.raises(HTTPStatusError, match="404"):
+    with pytest.raises(HTTPStatusError, match="404") as info:
         run(download_hf_file("org/there", "b.bin"))
+    assert "org/there/resolve/main/b.bin" in str(info.value)
     with pytest.raises(HTTPStatusError, match="401.*HF_TOKEN"):
         run(download_hf_file("org/not-there", "a.bin"))
+    with pytest.raises(HTTPStatusError, match="401.*HF_TOKEN"):
+        run(download_hf_snapshot("org/not-there", ["*.bin"]))
+
+
+def test_hf_connection_refused_fails_fast(monkeypatch):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    t0 = time.monotonic()
+    for gen in (download_hf_file("org/x", "model.safetensors"), download_hf_snapshot("org/x", ["*"])):
+        with pytest.raises(ConnectionRefusedDownloadError) as info:
+            run(gen)
+        assert "refused" in str(info.value) and f"127.0.0.1:{port}" in str(info.value)
+    assert time.monotonic() - t0 < 3.0  # not the library's ~20 s of retries
+
+
+def test_hf_resume_after_a_cut(server, tmp_path):
+    data = payload(3_000_000, seed=20)
+    server.add_repo("org/cut", {"model.safetensors": data})
+    cdn = f"/cdn/{sha(data)}"
+    server.behaviour.cut_after[cdn] = 1_500_000
+
+    path, events = run(download_hf_file("org/cut", "model.safetensors", sha256=sha(data)))
+
+    assert path.read_bytes() == data
+    ranges = [r.header("Range") for r in server.seen(cdn, "GET")]
+    assert len(ranges) == 2 and ranges[0] is None
+    start = int(ranges[1].removeprefix("bytes=").rstrip("-"))
+    assert 0 < start <= 1_500_000  # resumed where the cut left it (in whole read chunks), not restarted
+    fr = fractions(events)
+    assert fr == sorted(fr) and fr[-1] == 1.0
+    assert _leftovers(tmp_path) == []
+
+
+def test_hf_disk_full_before_writing(server, tmp_path):
+    server.add_repo("org/huge", {"model.safetensors": b"only a few bytes"})
+    server.behaviour.declared_length["/org/huge/resolve/main/model.safetensors"] = 10**15
+    with pytest.raises(DiskFullError) as info:
+        run(download_hf_file("org/huge", "model.safetensors"))
+    message = str(info.value)
+    assert "1000000000.0 MB" in message and "free" in message and "HF_HOME" in message
+    assert info.value.free < 10**15
+    assert server.seen("/cdn/") == [] and _leftovers(tmp_path) == []
 
 
 def test_hf_snapshot_with_allow_patterns(server, tmp_path):
     files = {"model_index.json": b"{}", "unet/config.json": b'{"u": 1}',
-             "unet/diffusion_pytorch_model.safetensors": payload(600_000, seed=12),
+             "unet/diffusion_pytorch_model.safetensors": payload(2_000_000, seed=12),
              "README.md": b"# readme", "vae/diffusion_pytorch_model.safetensors": payload(300_000, seed=13)}
     repo = server.add_repo("org/pipeline", files)
+    server.behaviour.throttle[f"/cdn/{sha(files['unet/diffusion_pytorch_model.safetensors'])}"] = (100_000, 0.02)
 
     folder, events = run(download_hf_snapshot("org/pipeline", ["*.json", "unet/*.safetensors"]))
 
-    repo_dir = tmp_path / "hf" / "hub" / "models--org--pipeline"
+    repo_dir = _hub_dir(tmp_path) / "models--org--pipeline"
     assert folder == repo_dir / "snapshots" / repo.commit
     got = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     assert got == ["model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors"]
@@ -402,15 +494,55 @@ def test_hf_snapshot_with_allow_patterns(server, tmp_path):
         assert (folder / name).read_bytes() == files[name]
     assert (repo_dir / "refs" / "main").read_text() == repo.commit
     fr = fractions(events)
-    assert fr == sorted(fr) and fr[-1] == 1.0
+    assert fr == sorted(fr) and fr[-1] == 1.0 and any(0 < f < 1 for f in fr)
     assert events[-1][1].done == events[-1][1].total == sum(len(files[n]) for n in got)
     assert caches.hf_cached_snapshot("org/pipeline") == folder
+    assert [r.path.split("?")[0] for r in server.seen("/api/")] == [
+        "/api/models/org/pipeline/revision/main",  # ours: sizes for the progress total
+        "/api/models/org/pipeline/revision/main", f"/api/models/org/pipeline/tree/{repo.commit}"]
 
     import huggingface_hub
 
     snap = huggingface_hub.snapshot_download("org/pipeline", allow_patterns=["*.json", "unet/*.safetensors"],
-                                             local_files_only=True, cache_dir=tmp_path / "hf" / "hub")
+                                             local_files_only=True, cache_dir=_hub_dir(tmp_path))
     assert Path(snap) == folder
+    with pytest.raises(DownloadError, match="no file of org/pipeline"):
+        run(download_hf_snapshot("org/pipeline", ["*.onnx"]))
+
+
+def test_hf_cancel_through_the_engine(engine, server, tmp_path):
+    data = payload(6_000_000, seed=21)
+    server.add_repo("org/big", {"model.safetensors": data})
+    cdn = f"/cdn/{sha(data)}"
+    server.behaviour.throttle[cdn] = (64_000, 0.02)  # ~3 MB/s: about 2 s in all
+    model_id = "test-hf-cancel-model"
+    source = Source("hf", "org/big", "model.safetensors", sha256=sha(data))
+    entry = _entry(model_id, source)
+
+    handle = engine.submit(lambda ctx: download_source(source, model_id), name="download org/big")
+    t_end = time.monotonic() + WAIT
+    while not ((s := state_of(entry)).state == DOWNLOADING and s.fraction and s.fraction > 0.15):
+        assert time.monotonic() < t_end and not handle.wait(0), "download did not start"
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    handle.cancel()
+    assert handle.wait(1.0), "cancel did not land within 1 s"
+    assert time.monotonic() - t0 < 1.0 and handle.state is JobState.CANCELLED
+    assert state_of(entry).state == NEEDS_DOWNLOAD  # the live state was cleared
+    # the worker stops on its next read (<= 1 MiB, ~0.4 s here) and huggingface_hub deletes its temporary file
+    t_end = time.monotonic() + 3.0
+    while any(t.name == "patchwork-hf-download" for t in threading.enumerate()) or _leftovers(tmp_path):
+        assert time.monotonic() < t_end, "download thread still running after cancel"
+        time.sleep(0.02)
+    assert caches.hf_cached_file("org/big", "model.safetensors") is None
+    fetched = len(server.seen(cdn, "GET"))
+
+    # Download again: complete and verified. huggingface_hub 2.x restarts a stopped download from byte 0
+    # (each attempt writes a process-unique temporary file that it deletes on failure).
+    server.behaviour.throttle.pop(cdn)
+    path = engine.submit(lambda ctx: download_source(source, model_id)).result(WAIT)
+    assert path.read_bytes() == data and state_of(entry).state == READY
+    assert [r.header("Range") for r in server.seen(cdn, "GET")[fetched:]] == [None]
 
 
 # --------------------------------------------------------------------------- jobs

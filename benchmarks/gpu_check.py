@@ -188,7 +188,7 @@ def describe_machine(device: str) -> dict:
 
 # ---------------------------------------------------------------------------- output
 def table(rows: list[Row]) -> str:
-    cols = [("section", 10), ("check", 44), ("status", 6), ("value", 70), ("goal", 30)]
+    cols = [("section", 10), ("check", 50), ("status", 6), ("value", 70), ("goal", 30)]
     lines = ["  ".join(f"{n:{w}s}" for n, w in cols)]
     lines.append("  ".join("-" * w for _, w in cols))
     for r in rows:
@@ -215,7 +215,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--out", default=default_out(), help="JSON path (default $OUT/gpu_check.json when $OUT is set)")
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     ap.add_argument("--only", default="", help="comma-separated name fragments: run only the checks that match")
-    ap.add_argument("--budget", type=float, default=450.0, help="seconds for all checks (default 450: 7.5 min)")
+    ap.add_argument("--budget", type=float, default=420.0, help="seconds for all checks (default 420: 7 min)")
     ap.add_argument("--work", default=None, help="scratch folder (default: a new temporary one)")
     ap.add_argument("--ddp-worker", default=None, help=argparse.SUPPRESS)  # internal: one torchrun rank
     return ap.parse_args(argv)

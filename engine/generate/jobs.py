@@ -25,6 +25,7 @@ import numpy as np
 from engine.domain_check import DomainWarning, image_warning, prompt_warning
 from engine.errors import PatchworkError
 from engine.jobs import Partial, Progress
+from engine.stopping import Interrupted, next_or_stop
 
 DEFAULT_GENERATOR = "fmnist-unclip-tiny"
 NEIGHBOUR_POOL = 10_000  # the first N Fashion-MNIST training images are searched for neighbours
@@ -236,6 +237,7 @@ def _tiny_generate(ctx, s, prompt, negative_prompt, seed, steps, guidance, n, pr
         yield from explainer.prepare()
     seeds = [seed + i for i in range(n)]
     prior_noise, x_T = pipe.noise(seeds)
+    cancelled = (lambda: ctx.cancelled) if hasattr(ctx, "cancelled") else None
     notes = []
     text_emb = None
     if image:
@@ -264,7 +266,15 @@ def _tiny_generate(ctx, s, prompt, negative_prompt, seed, steps, guidance, n, pr
     yield Partial(GeneratePreview("prior", 0, steps, None, insights))
 
     x = x_T
-    for step in pipe.decode_iter(emb, x_T, steps, guidance, negative_emb):
+    steps_iter = pipe.decode_iter(emb, x_T, steps, guidance, negative_emb)
+    while True:  # each sampler step is abandoned at once on Stop (engine/stopping.py)
+        try:
+            step = next_or_stop(steps_iter, cancelled)
+        except StopIteration:
+            break
+        except Interrupted:
+            yield None  # the engine closes the job here
+            raise
         x = step.x
         yield Progress(step.index / step.total, f"denoising {step.index}/{step.total}", step.index, step.total)
         if preview_every > 0 and (step.index % preview_every == 0) and step.index < step.total:

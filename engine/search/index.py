@@ -39,6 +39,15 @@ class IndexResult:
     notices: tuple[str, ...] = ()  # e.g. a damaged index set aside and rebuilt (one line each)
 
 
+#: Seconds of embedding between Stop checkpoints: a slow CPU embeds a batch in smaller chunks.
+CHUNK_S = 0.25
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
 @dataclass(frozen=True)
 class _Item:
     path: str
@@ -133,6 +142,7 @@ def index_job(ctx, folder: str, model_id: str = DEFAULT_SEARCH_MODEL, db_path: s
                     break
 
         refill()
+        per_chunk = batch_size  # images embedded between Stop checkpoints, sized to CHUNK_S as it goes
         done = embedded = reused = 0
         t_start = time.perf_counter()
         while pending:
@@ -144,8 +154,14 @@ def index_job(ctx, folder: str, model_id: str = DEFAULT_SEARCH_MODEL, db_path: s
                     new.setdefault(item.hash, item.array)
             vectors = []
             if new:
-                mat = embedder.encode_images(np.stack(list(new.values())))
-                vectors = list(zip(new.keys(), mat))
+                parts = []
+                for chunk in _chunks(list(new.values()), per_chunk):
+                    t_chunk = time.perf_counter()
+                    parts.append(embedder.encode_images(np.stack(chunk)))
+                    per_image = (time.perf_counter() - t_chunk) / len(chunk)
+                    per_chunk = max(1, min(batch_size, int(CHUNK_S / max(per_image, 1e-6))))
+                    yield None  # a Stop checkpoint: a batch cut short is not written, so nothing is half-done
+                vectors = list(zip(new.keys(), np.concatenate(parts)))
             now = time.time()
             rows = []
             for item in batch:

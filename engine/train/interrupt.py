@@ -14,12 +14,14 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable
 
+from engine.stopping import Interrupted, stop_inside
+
 #: Steps shorter than this stop between steps well within a second; longer ones are guarded.
 LONG_STEP_S = 0.25
 
 
-class StepInterrupted(Exception):
-    """Stop arrived inside a guarded training step; the step has been undone."""
+#: Stop arrived inside a guarded training step; the step has been undone.
+StepInterrupted = Interrupted
 
 
 class StepGuard:
@@ -35,28 +37,18 @@ class StepGuard:
         """Guard the first step (its length is unknown) and every step after a long one."""
         return self.cancelled is not None and (last_step_s is None or last_step_s >= LONG_STEP_S)
 
-    def _check(self, *_):
-        if self.cancelled():
-            raise StepInterrupted()
-
     @contextmanager
     def step(self, armed: bool):
         if not armed:
             yield
             return
-        import torch
-
         saved = self._snapshot()
-        handles = [torch.nn.modules.module.register_module_forward_pre_hook(self._check)]
-        handles += [p.register_hook(self._check) for p in self.params]
         try:
-            yield
-        except StepInterrupted:
+            with stop_inside(self.cancelled, self.params):
+                yield
+        except Interrupted:
             self._restore(saved)
             raise
-        finally:
-            for h in handles:
-                h.remove()
 
     def _snapshot(self) -> dict:
         from engine.train.checkpoint import rng_state

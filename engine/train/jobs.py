@@ -5,11 +5,14 @@
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
 import shlex
 import shutil
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -105,12 +108,33 @@ def train_job(ctx, recipe: str, dataset: str = "fashion-mnist", config: dict | N
     try:
         yield Progress(None, "loading data")
         yield from rec.prepare()
+        yield from import_off_thread("timm")  # seconds on first use: Stop must not wait for it
         return (yield from train(rec, run, ctx.device, resume=bool(resume), command=command, dataset_spec=dataset,
                                  cancelled=(lambda: ctx.cancelled) if hasattr(ctx, "cancelled") else None))
     finally:
         mark_inactive(run.path)
         if new_folder and not run.exists():  # refused before its card (no disk space, bad data): leave nothing
             shutil.rmtree(run.path, ignore_errors=True)
+
+
+def import_off_thread(module: str):
+    """Import a heavy library in a helper thread, yielding meanwhile so Stop lands at once.
+    A failure is left for the real import to report where the module is used."""
+    if module in sys.modules:
+        return
+    done = threading.Event()
+
+    def work():
+        try:
+            importlib.import_module(module)
+        except BaseException:  # noqa: BLE001 - reported by the import that needs it
+            pass
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name=f"patchwork-import-{module}", daemon=True).start()
+    while not done.wait(0.1):
+        yield Progress(None, f"loading {module}")
 
 
 def _record_changes(run: RunFolder, card: dict, changes: dict) -> None:

@@ -112,6 +112,35 @@ class _Tally:
                 "and try again.", needed=needed, free=free, path=str(self.folder))
 
 
+class _LibraryOnline:
+    """huggingface_hub online while a download runs, whatever HF_HUB_OFFLINE was at its import.
+
+    Only entered when HF_HUB_OFFLINE is unset now; the library's own value comes back when the
+    last running download ends, so other library users see no change.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved = False
+
+    def __enter__(self):
+        with self._lock:
+            if self._users == 0:
+                self._saved = hf_constants.HF_HUB_OFFLINE
+                hf_constants.HF_HUB_OFFLINE = False
+            self._users += 1
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                hf_constants.HF_HUB_OFFLINE = self._saved
+
+
+_library_online = _LibraryOnline()
+
+
 def _in_worker(work: Callable[[type], T], tally: _Tally, what: str) -> Generator[Progress, None, T]:
     """Run `work(bar_class)` on a thread; yield Progress about 10 times a second until it ends.
 
@@ -122,7 +151,8 @@ def _in_worker(work: Callable[[type], T], tally: _Tally, what: str) -> Generator
 
     def run() -> None:
         try:
-            outcome["value"] = work(tally.bar_class())
+            with _library_online:
+                outcome["value"] = work(tally.bar_class())
         except BaseException as exc:  # noqa: BLE001 - handed to the generator, which maps it
             outcome["error"] = exc
         finally:
@@ -267,13 +297,6 @@ def resolve_url(repo_id: str, filename: str, revision: str = "main") -> str:
     return huggingface_hub.hf_hub_url(repo_id, filename, revision=revision, endpoint=caches.hf_endpoint())
 
 
-def _follow_offline_env() -> bool:
-    """HF_HUB_OFFLINE as it is now, told to the library too (which read it once, at import)."""
-    offline = caches.hf_offline()
-    hf_constants.HF_HUB_OFFLINE = offline
-    return offline
-
-
 def download_hf_file(repo_id: str, filename: str, revision: str = "main",
                      sha256: str | None = None) -> Generator[Progress, None, Path]:
     """One file of a model repo into the HF cache (hf_hub_download); returns its snapshot path.
@@ -284,7 +307,7 @@ def download_hf_file(repo_id: str, filename: str, revision: str = "main",
     expected = http.normalise_sha256(sha256)
     url = resolve_url(repo_id, filename, revision)
     common = dict(revision=revision, cache_dir=caches.hf_hub_cache(), endpoint=caches.hf_endpoint())
-    if _follow_offline_env():
+    if caches.hf_offline():
         try:
             return Path(huggingface_hub.hf_hub_download(repo_id, filename, local_files_only=True, **common))
         except LocalEntryNotFoundError:
@@ -325,7 +348,7 @@ def download_hf_snapshot(repo_id: str, allow_patterns: list[str],
     common = dict(revision=revision, cache_dir=caches.hf_hub_cache(), endpoint=caches.hf_endpoint(),
                   allow_patterns=patterns)
     what = f"revision {revision!r}"
-    if _follow_offline_env():
+    if caches.hf_offline():
         try:
             return Path(huggingface_hub.snapshot_download(repo_id, local_files_only=True, **common))
         except (LocalEntryNotFoundError, getattr(hf_errors, "IncompleteSnapshotError", LocalEntryNotFoundError)):

@@ -341,8 +341,13 @@ def test_hf_file_lands_in_the_huggingface_hub_cache(server, tmp_path, monkeypatc
     repo = server.add_repo("org/tiny-model", {"model.safetensors": weights, "config.json": config})
     server.behaviour.throttle[f"/cdn/{sha(weights)}"] = (100_000, 0.02)  # ~0.5 s: several updates
     monkeypatch.setenv("HF_TOKEN", "hf_loopback_token")
+    import huggingface_hub
+
+    offline_at_import = huggingface_hub.constants.HF_HUB_OFFLINE  # True under CI's HF_HUB_OFFLINE=1
 
     path, events = run(download_hf_file("org/tiny-model", "model.safetensors"))
+
+    assert huggingface_hub.constants.HF_HUB_OFFLINE == offline_at_import  # online only while it ran
 
     hub_cache = _hub_dir(tmp_path)
     repo_dir = hub_cache / "models--org--tiny-model"
@@ -362,8 +367,6 @@ def test_hf_file_lands_in_the_huggingface_hub_cache(server, tmp_path, monkeypatc
     assert _leftovers(tmp_path) == []
 
     # huggingface_hub's own cache readers see the file (what timm, transformers, open_clip use)
-    import huggingface_hub
-
     info = huggingface_hub.scan_cache_dir(hub_cache)
     (cached_repo,) = [r for r in info.repos if r.repo_id == "org/tiny-model"]
     (revision,) = cached_repo.revisions

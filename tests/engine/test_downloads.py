@@ -513,6 +513,25 @@ def test_hf_snapshot_with_allow_patterns(server, tmp_path):
         run(download_hf_snapshot("org/pipeline", ["*.onnx"]))
 
 
+def test_hf_snapshot_stop_ends_every_file(server, tmp_path):
+    files = {"a.safetensors": payload(4_000_000, seed=22), "b.safetensors": payload(4_000_000, seed=23)}
+    server.add_repo("org/two", files)
+    for data in files.values():
+        server.behaviour.throttle[f"/cdn/{sha(data)}"] = (64_000, 0.02)
+    gen = download_hf_snapshot("org/two", ["*.safetensors"])
+    t_end = time.monotonic() + WAIT
+    while not ((p := next(gen)).fraction and p.fraction > 0.1):
+        assert time.monotonic() < t_end
+    assert p.total == 8_000_000 and "MB" in p.message
+    t0 = time.monotonic()
+    gen.close()  # what the engine does on Stop
+    assert time.monotonic() - t0 < 0.5
+    while any(t.name == "patchwork-hf-download" for t in threading.enumerate()) or _leftovers(tmp_path):
+        assert time.monotonic() - t0 < 3.0, "a file kept downloading after Stop"
+        time.sleep(0.02)
+    assert not list((caches.hf_repo_dir("org/two") / "snapshots").rglob("*.safetensors"))
+
+
 def test_hf_cancel_through_the_engine(engine, server, tmp_path):
     data = payload(6_000_000, seed=21)
     server.add_repo("org/big", {"model.safetensors": data})

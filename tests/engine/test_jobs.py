@@ -512,3 +512,17 @@ def test_pause_and_resume_a_background_job():
         assert h2.state is JobState.CANCELLED
     finally:
         eng.shutdown()
+
+
+def test_internal_mark_comes_from_the_request_registry(engine):
+    """Jobs that only fetch what a panel shows are marked at the source, so the jobs dock can hide
+    them without matching names; a caller may override the mark."""
+    from engine.core import INTERNAL_REQUESTS, REQUESTS
+
+    assert INTERNAL_REQUESTS <= set(REQUESTS)
+    listing = engine.submit("train_runs")
+    own = engine.submit("unload_models")
+    assert listing.info.internal and not own.info.internal
+    assert listing.result(30) is not None and own.wait(30)
+    assert engine.submit(lambda ctx: 1, internal=True).info.internal
+    assert not engine.submit(lambda ctx: 1).info.internal

@@ -235,9 +235,9 @@ def _as_download_error(exc: BaseException, repo_id: str, what: str, url: str) ->
             "drive (or point HF_HOME at a bigger one) and run the download again.", url=url,
             path=str(caches.hf_hub_cache()))
     if isinstance(cause, OSError) and cause.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return DownloadError(f"cannot write the Hugging Face cache {caches.hf_hub_cache()} ({cause.strerror or cause}): "
-                             "check that the folder is writable, or point HF_HOME elsewhere.",
-                             url=url, path=str(caches.hf_hub_cache()))
+        cache = caches.hf_hub_cache()
+        return DownloadError(f"cannot write the Hugging Face cache {cache} ({cause.strerror or cause}): check that "
+                             "the folder is writable, or point HF_HOME elsewhere.", url=url, path=str(cache))
     if cause is not exc or type(exc).__module__.startswith(("httpx", "httpcore")):
         return http.network_error(cause, url)
     said = " ".join(str(exc).split())  # the library's messages may span lines

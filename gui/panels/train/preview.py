@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWi
 from gui.qimage import array_to_qimage
 
 THUMB = 72  # one row of images
-THUMB_VIEWS = 52  # three rows: images and their two views
+THUMB_VIEWS = 68  # three rows: images and their two views (ten columns fit beside the setup at 1280 px)
 
 
 def _pixmap(arr, side: int = THUMB) -> QPixmap:
@@ -47,13 +47,18 @@ class PreviewStrip(QWidget):
         self._set_height(False)
 
     def _set_height(self, views: bool) -> None:
-        self.scroll.setFixedHeight((THUMB_VIEWS + 4) * 3 + 22 if views else THUMB + 26)
+        """Tall enough for every row and the horizontal scroll bar: no view is cut at the bottom."""
+        estimate = (THUMB_VIEWS + 4) * 3 + 22 if views else THUMB + 26
+        bar = self.scroll.horizontalScrollBar().sizeHint().height()
+        self.scroll.setFixedHeight(max(estimate, self.grid_host.sizeHint().height() + bar + 2))
 
     def _clear(self) -> None:
         while self.grid.count():
             item = self.grid.takeAt(0)
             if item.widget():
                 item.widget().deleteLater()
+        for col in range(self.grid.columnCount()):  # the last preview's spacer column must not stay wide
+            self.grid.setColumnStretch(col, 0)
 
     def set_message(self, text: str) -> None:
         self.summary.setText(text)

@@ -64,7 +64,8 @@ def kind_limits(kind: str) -> tuple[tuple[str, float], ...]:
 
 
 @lru_cache(maxsize=64)
-def _read(path: str, mtime_ns: int) -> dict | None:
+def _read(path: str, mtime_ns: int, size: int) -> dict | None:
+    """The card's JSON, read again whenever the file changes (its time or size)."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -75,7 +76,8 @@ def _card(entry: ModelEntry) -> dict | None:
     path = card_path(entry)
     if path is None or not path.is_file():
         return None
-    return _read(str(path), path.stat().st_mtime_ns)
+    st = path.stat()
+    return _read(str(path), st.st_mtime_ns, st.st_size)
 
 
 def domain_of(entry: ModelEntry) -> Domain | None:

@@ -69,6 +69,18 @@ def test_every_built_in_card_declares_its_domain():
     assert domain_of(catalogue.get("efficientnet-lite0")) is None  # ImageNet: no warning on photos
 
 
+def test_a_run_trained_here_on_fashion_mnist_gets_the_same_domain(tmp_path):
+    from engine.catalogue.entry import ModelEntry, Source
+
+    (tmp_path / "card.json").write_text(json.dumps({"dataset": {"name": "fashion-mnist", "classes": ["a", "b"]}}))
+    run = ModelEntry(id="run-x", name="my ALBEF", family="albef", panels=("match",), description="", licence="user",
+                     size_mb=1.0, source=Source("run", str(tmp_path / "model.safetensors")), builder="albef")
+    d = domain_of(run)
+    assert d.kind == "fashion-mnist" and d.classes == ("a", "b") and "sneaker" in d.vocabulary and d.limits
+    (tmp_path / "card.json").write_text(json.dumps({"dataset": {"name": "my-folder"}}))
+    assert domain_of(run) is None  # a folder of the user's own photos: nothing to warn about
+
+
 def test_adding_the_domain_left_weights_checksums_and_metrics_alone():
     card = json.loads((RESOURCES / "checkpoints" / "fmnist-vit-tiny" / "card.json").read_text(encoding="utf-8"))
     assert card["metrics"] and card["sha256"] == catalogue.get("fmnist-vit-tiny").sha256

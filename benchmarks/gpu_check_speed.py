@@ -237,7 +237,7 @@ def indexing(settings) -> list[Row]:
     from benchmarks.gpu_check_parity import engine
     from benchmarks.photos import make_photos
 
-    n, size = settings.size(128, 4), settings.size((1600, 1200), (640, 480))
+    n, size = settings.size(64, 4), settings.size((1600, 1200), (640, 480))
     folder = settings.work / "index-photos"
     if not folder.exists():
         make_photos(folder, n, size=size)

@@ -9,7 +9,7 @@ import numpy as np
 from engine import catalogue
 from engine.catalogue.load import timed_load
 from engine.domain_check import DomainWarning, image_warning
-from engine.errors import BadImageError
+from engine.errors import BadImageError, ModelError
 from engine.images import open_image, preview_array
 from engine.jobs import Partial, Progress
 from engine.preprocess import to_input
@@ -62,6 +62,9 @@ def classify_image(ctx, path: str, model_id: str, top_k: int, want_preview: bool
 
     t0 = time.perf_counter()
     entry = catalogue.get(model_id)
+    if "classify" not in entry.panels:
+        raise ModelError(f"{entry.name} ({model_id}) is a {entry.family} model, not a classifier; "
+                         "see `python main.py models` for the classifiers")
     pp = entry.preprocess
     # JPEG draft decoding at the size we need: the model's input, or the preview's.
     need = max(pp.resize, PREVIEW_SIDE if want_preview else 0)

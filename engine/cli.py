@@ -139,6 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The command's exit code from the table above; Ctrl-C and unforeseen errors included,
+    so no traceback ever reaches the terminal."""
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_STOPPED
+    except Exception as exc:  # noqa: BLE001 - the last guard: one line, never a traceback
+        from engine.errors import PatchworkError, reason
+
+        say_error(reason(exc) if isinstance(exc, PatchworkError) else f"{type(exc).__name__}: {reason(exc)}")
+        return EXIT_BAD_INPUT if isinstance(exc, PatchworkError) else EXIT_ENGINE
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "classify":
         return _classify(args)
     if args.command == "models":

@@ -6,6 +6,16 @@ into an ErrorInfo event, so nothing dies silently in a thread.
 from __future__ import annotations
 
 
+def reason(exc: BaseException) -> str:
+    """What an exception says, never empty: EOFError() and friends carry no message."""
+    text = " ".join(str(exc).split())
+    if text:
+        return text
+    if isinstance(exc, EOFError):
+        return "the file ends too early (empty or cut short)"
+    return f"{type(exc).__name__} with no further detail"
+
+
 class PatchworkError(Exception):
     """Base of all errors meant to be shown to the user as they are."""
 

@@ -112,7 +112,13 @@ def display_crop(img, pp) -> tuple[np.ndarray, tuple[float, float, float, float]
 
 
 def _cache_key(path: str, model_id: str, device: str):
-    st = os.stat(path)
+    from engine.errors import BadImageError
+
+    try:
+        st = os.stat(path)
+    except OSError as exc:  # open_image would say the same; the cache key is looked at first
+        raise BadImageError(path, "no such file" if isinstance(exc, FileNotFoundError)
+                            else f"unreadable ({exc.strerror or exc})") from None
     return (os.path.abspath(path), st.st_mtime_ns, st.st_size, model_id, device)
 
 

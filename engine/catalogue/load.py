@@ -52,5 +52,5 @@ def entry_of_family(model_id: str, family: str, what: str):
     """The catalogue entry, or a ModelError when it is not of `family` (`what` it should be)."""
     entry = get(model_id)
     if entry.family != family:
-        raise ModelError(f"{entry.name} is not {what} (family {entry.family!r})")
+        raise ModelError(f"{entry.name} ({model_id}) is not {what} (family {entry.family!r})")
     return entry

@@ -52,6 +52,9 @@ def run(args) -> int:
     except GenerateError as exc:
         say_error(str(exc))
         return EXIT_USAGE
+    if not 0 <= args.seed < 2**63 - 64:
+        say_error(f"--seed must be between 0 and 2**63 - 65 (got {args.seed})")
+        return EXIT_USAGE
     if args.prior_steps < 1:
         say_error(f"--prior-steps must be at least 1 (got {args.prior_steps})")
         return EXIT_USAGE

@@ -35,7 +35,10 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     if not 0.0 <= args.mask_ratio <= 0.95:
-        print("error: --mask-ratio must be between 0 and 0.95", file=sys.stderr)
+        say_error(f"--mask-ratio must be between 0 and 0.95 (got {args.mask_ratio})")
+        return EXIT_USAGE
+    if not 0 <= args.seed < 2**63:
+        say_error(f"--seed must be between 0 and 2**63 - 1 (got {args.seed})")
         return EXIT_USAGE
     if args.out and (problem := out_file_problem(args.out)):
         say_error(problem)

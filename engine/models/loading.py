@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from engine.errors import ModelError
+from engine.errors import ModelError, reason
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar")
@@ -114,4 +114,4 @@ def _load_pickle(path: Path) -> object:
     except pickle.UnpicklingError:
         raise ModelError(PICKLED_CODE.format(name=path.name)) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ModelError(f"{path.name} is not a readable PyTorch weights file: {exc}") from None
+        raise ModelError(f"{path.name} is not a readable PyTorch weights file: {reason(exc)}") from None

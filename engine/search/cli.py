@@ -42,13 +42,16 @@ def _index(engine, args, quiet: bool):
 
 
 def run(args) -> int:
-    from engine.cli import EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_OK, EXIT_USAGE
+    from engine.cli import EXIT_OK, EXIT_USAGE, exit_code, say_error
     from engine.core import Engine
     from engine.errors import JobFailed
     from engine.paths import printable_path
 
     if args.command == "search" and args.top < 1:
-        print("error: --top must be at least 1", file=sys.stderr)
+        say_error(f"--top must be at least 1 (got {args.top})")
+        return EXIT_USAGE
+    if args.command == "search" and not args.query.strip():
+        say_error("the QUERY is empty: give words, an image path, or a mix such as \"cat + ./pool.jpg\"")
         return EXIT_USAGE
     engine = Engine(device=args.device).start()
     try:
@@ -75,7 +78,7 @@ def run(args) -> int:
                   else f"{hit.score:.3f}  {printable_path(hit.path)}")
         return EXIT_OK
     except JobFailed as exc:
-        print(f"error: {exc.info.message}", file=sys.stderr)
-        return EXIT_BAD_INPUT if exc.info.expected and exc.info.type == "PatchworkError" else EXIT_ENGINE
+        say_error(exc.info.message)
+        return exit_code(exc.info)
     finally:
         engine.shutdown()

@@ -12,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_ENGINE, EXIT_STOPPED = 0, 1, 2, 3, 130
+from engine.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, say_error
 
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
@@ -94,8 +94,8 @@ def run(args) -> int:
     try:
         config = parse_settings(args.config, args.settings)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        say_error(str(exc))
+        return EXIT_BAD_INPUT if str(exc).startswith("--config") else EXIT_USAGE  # a file given vs the syntax
     printed = {"train": -1, "eval": -1}
     lock = threading.Lock()
 
@@ -142,8 +142,8 @@ def run(args) -> int:
                   f"{args.recipe} --resume {_stopped_run(args) or 'RUN'}", file=sys.stderr)
             return EXIT_STOPPED
         except JobFailed as exc:
-            print(f"error: {exc.info.message}", file=sys.stderr)
-            return EXIT_BAD_INPUT if exc.info.expected else EXIT_ENGINE
+            say_error(exc.info.message)
+            return exit_code(exc.info)
         if not quiet:
             _print_result(result, args.json)
         return EXIT_OK

@@ -20,7 +20,7 @@ NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
 def served(tmp_path, monkeypatch):
     """A loopback server with four small idx files, their (name, md5) list, online, data in tmp."""
     monkeypatch.setenv("PATCHWORK_HOME", str(tmp_path / "home"))
-    for var in ("HF_HUB_OFFLINE", "http_proxy", "HTTP_PROXY"):
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "http_proxy", "HTTP_PROXY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     folder = write_fashion_mnist(tmp_path / "src", n_train=300, n_test=100)

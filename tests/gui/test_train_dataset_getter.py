@@ -16,6 +16,7 @@ def no_dataset(tmp_path, monkeypatch):
     monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "no-debian-package")
     monkeypatch.delenv("PATCHWORK_FASHION_MNIST", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     srv = LoopbackServer().start()
     name = "train-images-idx3-ubyte.gz"

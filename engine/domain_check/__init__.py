@@ -96,4 +96,5 @@ def combine(*warnings: DomainWarning | None) -> DomainWarning | None:
     if len(found) <= 1:
         return found[0] if found else None
     first = found[0]
-    return _warning(first.model, first.knows, [r for w in found for r in w.reasons], first.suggest)
+    reasons = list(dict.fromkeys(r for w in found for r in w.reasons))  # in order, each once
+    return _warning(first.model, first.knows, reasons, first.suggest)

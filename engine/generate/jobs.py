@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.domain_check import DomainWarning, image_warning, prompt_warning
+from engine.domain_check import DomainWarning, combine, image_warning, prompt_warning
 from engine.errors import PatchworkError
 from engine.jobs import Partial, Progress
 from engine.stopping import Interrupted, next_or_stop
@@ -85,6 +85,7 @@ class InterpolationResult:
     insights: tuple[EmbeddingInsight, ...]
     params: dict
     seconds: float
+    domain_warning: DomainWarning | None = None  # an end's prompt or image lies outside what the model knows
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -335,13 +336,17 @@ def interpolate_job(ctx, a: dict, b: dict, frames: int = 8, seed: int = 0, steps
     yield from explainer.prepare()
     prior_noise, x_T = pipe.noise([int(seed)])
 
+    warnings = []
+
     def embedding(end: dict, name: str):
         if end.get("image"):
             pixels, _ = load_input_image(str(end["image"]))
+            warnings.append(_image_warning(s, str(end["image"]), pixels))
             return pipe.image_embedding(pixels[None])[0]
         text = str(end.get("prompt") or "").strip()
         if not text:
             raise GenerateError(f"interpolation end {name} needs a prompt or an image")
+        warnings.append(prompt_warning(_catalogue_entry(s.decoder), text))
         return pipe.prior_embedding(pipe.text_embedding([text]), prior, prior_noise, prior_steps, prior_guidance)[0]
 
     ea, eb = embedding(a, "A"), embedding(b, "B")
@@ -362,7 +367,7 @@ def interpolate_job(ctx, a: dict, b: dict, frames: int = 8, seed: int = 0, steps
     save_gif(list(strip), gif, frame_ms=frame_ms)
     params = {"model": s.id, "a": a, "b": b, "frames": K, "seed": int(seed), "steps": int(steps),
               "guidance": float(guidance), "prior": prior, "created": _now()}
-    return InterpolationResult(strip, str(gif), insights, params, time.perf_counter() - t0)
+    return InterpolationResult(strip, str(gif), insights, params, time.perf_counter() - t0, combine(*warnings))
 
 
 def export_gif_job(ctx, source: str, dest: str) -> str:

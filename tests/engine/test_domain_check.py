@@ -190,3 +190,21 @@ def test_generate_cli_warns_on_a_photo_given_for_variations(capsys, tmp_path):
                  "--out", str(tmp_path), "--device", "cpu"]) == 0
     err = capsys.readouterr().err
     assert sum(line.startswith("warning:") for line in err.splitlines()) == 1 and "this picture is in colour" in err
+
+
+def test_interpolation_warns_when_an_end_is_outside(tmp_path):
+    from engine.core import Engine
+
+    eng = Engine(device="cpu").start()
+    try:
+        eng.wait_ready()
+        fast = {"frames": 2, "steps": 2, "prior_steps": 2, "neighbour_pool": 20}
+        out = eng.submit("generate_interpolate", {"a": {"prompt": "a photo of a sneaker"},
+                                                  "b": {"prompt": "a red sports car"},
+                                                  "gif_path": str(tmp_path / "a.gif"), **fast}).result(timeout=300)
+        assert out.domain_warning is not None and len(out.domain_warning.reasons) == 1
+        both = eng.submit("generate_interpolate", {"a": {"prompt": "a dress"}, "b": {"prompt": "two boots"},
+                                                   "gif_path": str(tmp_path / "b.gif"), **fast}).result(timeout=300)
+        assert both.domain_warning is None
+    finally:
+        eng.shutdown()

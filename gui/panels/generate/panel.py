@@ -526,6 +526,7 @@ class GeneratePanel(FileDrops, QWidget):
     def _on_interpolated(self, res) -> None:
         self._finish()
         self.interpolation = res
+        self.domain_banner.show_warning(res.domain_warning)
         self.insights = res.insights
         top = [ins.classes[int(ins.class_probs.argmax())] for ins in res.insights]
         self.strip.set_images(list(res.frames), captions=None)

@@ -10,6 +10,7 @@ import os
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from hashlib import blake2b
 from pathlib import Path
@@ -103,6 +104,15 @@ def index_job(ctx, folder: str, model_id: str = DEFAULT_SEARCH_MODEL, db_path: s
     root = str(Path(folder).expanduser().resolve())
     if not os.path.isdir(root):
         raise PatchworkError(f"{folder}: not a folder")
+    with folder_lock(db_path, root) as lock:
+        while not lock.acquire():  # another indexer (thread, process, app instance) has this folder
+            yield Progress(None, "waiting: another indexer is working on this folder")
+            time.sleep(0.2)
+        return (yield from _index_locked(ctx, root, model_id, db_path, batch_size, workers, t0))
+
+
+def _index_locked(ctx, root: str, model_id: str, db_path: str | None, batch_size: int, workers: int | None,
+                  t0: float):
     yield Progress(None, "scanning folder")
     folders: list[str] = []
     files = scan(root, folders)
@@ -185,6 +195,46 @@ def index_job(ctx, folder: str, model_id: str = DEFAULT_SEARCH_MODEL, db_path: s
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         con.close()
+
+
+class _FolderLock:
+    """An exclusive, non-blocking flock on one file per (index, folder). The second indexer of
+    a folder waits for the first, then finds its files unchanged: nothing is embedded twice.
+    The kernel drops the lock when its holder dies, even by kill -9."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._file = None
+
+    def acquire(self) -> bool:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; one indexer per folder is then up to the user
+            return True
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "a+b")
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing drops the flock
+            self._file = None
+
+
+@contextmanager
+def folder_lock(db_path: str | None, root: str):
+    index = Path(db_path) if db_path else db.default_db_path()
+    key = blake2b(os.fsencode(root), digest_size=8).hexdigest()
+    lock = _FolderLock(index.with_name(index.name + ".locks") / f"{key}.lock")
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 @dataclass(frozen=True)

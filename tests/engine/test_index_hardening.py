@@ -120,3 +120,30 @@ def test_a_full_disk_is_reported_as_disk_full(tmp_path):
         db.write_batch(con, tbl, rows, vectors)
     assert con.execute("SELECT count(*) FROM files").fetchone()[0] == 0  # the batch rolled back whole
     con.close()
+
+
+def test_two_indexers_of_one_folder_never_embed_twice(tmp_path):
+    """Two engines (as two app instances would have) index the same folder at once."""
+    folder, db_path = tmp_path / "photos", tmp_path / "index.sqlite3"
+    folder.mkdir()
+    for name in ("coffee.png", "chelsea.png", "rocket.jpg", "astronaut.png"):
+        shutil.copy(SKIMAGE_DATA / name, folder / name)
+    engines = [Engine(device="cpu").start() for _ in range(2)]
+    waited = []
+    try:
+        for eng in engines:
+            assert eng.wait_ready(60)
+            eng.add_listener(lambda ev: waited.append(1) if getattr(ev, "kind", None) == "progress"
+                             and "another indexer" in ev.payload.message else None)
+        handles = [eng.submit("index_folder", {"folder": str(folder), "db_path": str(db_path),
+                                               "model_id": "fmnist-lit-tiny", "batch_size": 2},
+                              priority=Priority.BACKGROUND) for eng in engines]
+        results = [h.result(300) for h in handles]
+    finally:
+        for eng in engines:
+            eng.shutdown()
+    assert sorted(r.embedded for r in results) == [0, 4]  # one embedded all four, the other waited and reused
+    assert waited
+    con = db.connect(db_path)
+    assert con.execute("SELECT count(*), count(DISTINCT path) FROM files").fetchone() == (4, 4)
+    con.close()

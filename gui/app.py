@@ -23,6 +23,20 @@ def create_window(device: str | None = None) -> tuple[MainWindow, EngineBridge]:
     return window, bridge
 
 
+def warn_if_shared(window: MainWindow):
+    """Hold the data folder; if another instance already does, say so once the window shows."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from engine.instance import claim_data_folder
+
+    claim, message = claim_data_folder()
+    if message:
+        box = QMessageBox(QMessageBox.Icon.Warning, "Patchwork is already open", message, parent=window)
+        box.setObjectName("second_instance_warning")
+        window.first_painted.connect(box.open)  # not modal to the app: this instance stays usable
+    return claim
+
+
 def run_gui(device: str | None = None, argv: list[str] | None = None) -> int:
     if QApplication.instance() is None:
         message = platform_check.problem()
@@ -33,6 +47,7 @@ def run_gui(device: str | None = None, argv: list[str] | None = None) -> int:
     app.setApplicationName("Patchwork")
     app.setOrganizationName("Patchwork")
     window, bridge = create_window(device)
+    claim = warn_if_shared(window)
     if os.environ.get("PATCHWORK_EXIT_AFTER_PAINT"):  # benchmarks/startup.py
         window.first_painted.connect(lambda: (print(f"FIRST_PAINT {time.time():.6f}", flush=True),
                                               QTimer.singleShot(0, app.quit)))
@@ -41,3 +56,4 @@ def run_gui(device: str | None = None, argv: list[str] | None = None) -> int:
         return app.exec()
     finally:
         bridge.shutdown()
+        claim.release()

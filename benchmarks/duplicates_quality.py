@@ -92,10 +92,14 @@ def score(groups, files: list[Path]) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", default=None, help="build the folder here (kept) instead of a temp folder")
+    ap.add_argument("--model", default=None, metavar="ID", help="embedding model (default: search's default)")
     args = ap.parse_args()
     from engine.collection import duplicates
     from engine.core import Engine
     from engine.jobs import Priority
+    from engine.search.embedders import DEFAULT_SEARCH_MODEL
+
+    model = args.model or DEFAULT_SEARCH_MODEL
 
     folder = Path(args.keep or tempfile.mkdtemp(prefix="pw-dups-photos-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -103,18 +107,19 @@ def main() -> int:
     photos = sample_photos()
     for src in photos:
         files += plant(src, folder, src.stem)
-    print(f"{len(photos)} distinct photos, {len(files)} files (5 planted near-duplicates each)")
+    print(f"{len(photos)} distinct photos, {len(files)} files (5 planted near-duplicates each); vectors: {model}")
     eng = Engine(device="cpu").start()
     try:
         eng.wait_ready(120)
-        eng.submit("index_folder", {"folder": str(folder)}, priority=Priority.BACKGROUND).result(1200)
+        eng.submit("index_folder", {"folder": str(folder), "model_id": model}, priority=Priority.BACKGROUND).result(1200)
         default = (duplicates.DEFAULT_THRESHOLD, duplicates.HASH_WEIGHT)
         print(f"{'threshold':>9} {'hash weight':>11} {'precision':>9} {'recall':>6} {'groups':>6} {'joined':>6}")
         rows = [(t, default[1]) for t in (0.65, 0.7, 0.75, default[0], 0.85, 0.9)]
         rows += [(0.8, 0.5), (0.9, 0.0), (0.95, 0.0), (0.8, 1.0), (0.85, 1.0)]  # mean; embedding only; hash only
         for threshold, weight in rows:
             duplicates.HASH_WEIGHT = weight  # the job runs on the engine thread of this process
-            res = eng.submit("collection_duplicates", {"folder": str(folder), "threshold": threshold}).result(600)
+            res = eng.submit("collection_duplicates",
+                             {"folder": str(folder), "model_id": model, "threshold": threshold}).result(600)
             s = score(res.groups, files)
             mark = "  <- default" if (threshold, weight) == default else ""
             print(f"{threshold:9.2f} {weight:11.1f} {s['precision']:9.3f} {s['recall']:6.3f} {s['groups']:6d} "

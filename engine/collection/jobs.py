@@ -168,10 +168,18 @@ def duplicates_job(ctx, folder: str, model_id: str = DEFAULT_SEARCH_MODEL, thres
 
 
 # ------------------------------------------------------------------------------------------ more like these
+@dataclass(frozen=True)
+class LikeResult:
+    query: str  # "more like these N photos"
+    hits: tuple  # engine.search.query.Hit(path, score), best first; score = cosine clipped to [0, 1]
+    searched: int
+    seconds: float
+
+
 def like_job(ctx, paths: list[str], folder: str, model_id: str = DEFAULT_SEARCH_MODEL, top_k: int = 1000,
              db_path: str | None = None):
-    """Photos ranked by cosine to the mean of the given photos' vectors (no model needed)."""
-    from engine.search.query import Hit, SearchResult, Term, rank
+    """Photos ranked by cosine to the mean of the given photos' stored vectors (no model needed)."""
+    from engine.search.query import Hit, rank
 
     t0 = time.perf_counter()
     _root, _where, photos = _photos(folder, model_id, db_path)
@@ -184,7 +192,5 @@ def like_job(ctx, paths: list[str], folder: str, model_id: str = DEFAULT_SEARCH_
     if norm < 1e-8:
         raise PatchworkError("the selected photos' vectors cancel out; select fewer or other photos")
     idx, sims = rank(photos.vectors, (vec / norm).astype(np.float32), top_k)
-    label = f"more like these {len(chosen)} photos"
-    hits = tuple(Hit(photos.paths[i], float(np.clip(s, 0.0, 1.0)), float(s)) for i, s in zip(idx, sims))
-    return SearchResult(label, (Term(1.0, "text", label),), hits, len(photos), time.perf_counter() - t0,
-                        0.0, hits[0] if hits else None)
+    hits = tuple(Hit(photos.paths[i], float(np.clip(s, 0.0, 1.0))) for i, s in zip(idx, sims))
+    return LikeResult(f"more like these {len(chosen)} photos", hits, len(photos), time.perf_counter() - t0)

@@ -57,16 +57,19 @@ def _encoded(embedder, texts: list[str]):
 
 
 def cluster_names(centres: np.ndarray, names: list[str], bank: np.ndarray, per_cluster: int = 2) -> list[str]:
-    """A short label per centre: its `per_cluster` nearest names, joined by ' · '."""
+    """A short label per centre: its `per_cluster` nearest names, joined by ' · '. A name goes to
+    one cluster only (the clearest claims first), so two neighbouring clusters read differently."""
     c = centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-8)
     sims = c @ bank.T  # k x K
-    out = []
-    for row in sims:
+    out = [""] * len(c)
+    used: set[str] = set()
+    for k in np.argsort(-sims.max(axis=1)):
         picked: list[str] = []
-        for i in np.argsort(-row):
-            if names[i] not in picked:
+        for i in np.argsort(-sims[k]):
+            if names[i] not in used and names[i] not in picked:
                 picked.append(names[i])
             if len(picked) == per_cluster:
                 break
-        out.append(" · ".join(picked))
+        used.update(picked)
+        out[k] = " · ".join(picked)
     return out

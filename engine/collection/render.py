@@ -34,12 +34,18 @@ def render_map(paths, xy: np.ndarray, cluster: np.ndarray, labels, size=(1280, 9
         members = px[cluster == c]
         if not label or not len(members):
             continue
-        x, y = np.median(members, axis=0)
+        x, y = label_anchor(members)
         box = draw.textbbox((x, y), label, font=font, anchor="mm")
         draw.rectangle((box[0] - 4, box[1] - 3, box[2] + 4, box[3] + 3), fill="white",
                        outline=PALETTE[c % len(PALETTE)], width=2)
         draw.text((x, y), label, fill="black", font=font, anchor="mm")
     return np.asarray(canvas)
+
+
+def label_anchor(points: np.ndarray) -> np.ndarray:
+    """Where a cluster's name goes: on the member nearest the cluster's median, so that a cluster
+    split across the map (k-means runs in embedding space, not on the map) names one of its own."""
+    return points[np.argmin(((points - np.median(points, axis=0)) ** 2).sum(1))]
 
 
 def _paste_thumb(canvas: Image.Image, path: str, x: float, y: float, colour: str) -> bool:

@@ -18,7 +18,7 @@ class Photos:
     hashes: list[str]  # blake2b of the file's bytes: identical content, identical hash
     sizes: np.ndarray  # N int64 bytes
     mtimes: np.ndarray  # N float64 seconds
-    vectors: np.ndarray  # N x D float32, L2-normalised by the embedder
+    vectors: np.ndarray  # N x D float32, unit length (normalised here)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -43,6 +43,8 @@ def load_photos(con, model_id: str, root: str) -> Photos:
     if not rows:
         return Photos([], [], np.zeros(0, np.int64), np.zeros(0), np.zeros((0, dim), np.float32))
     vectors = np.frombuffer(b"".join(r[4] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+    # unit length, whatever the embedder stores: dot products below are cosines for every model
+    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     return Photos([db.loaded(r[0]) for r in rows], [r[1] for r in rows],
                   np.array([r[2] for r in rows], np.int64), np.array([r[3] / 1e9 for r in rows]), vectors)
 

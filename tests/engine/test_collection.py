@@ -171,3 +171,12 @@ def test_cli_duplicates_json_never_deletes(tiny_folder, capsys):
     assert sorted(p.name for p in tiny_folder.iterdir()) == before
     code, out, err = _main(["duplicates", str(tiny_folder), "--threshold", "1.5", "--device", "cpu"], capsys)
     assert code == 2 and "threshold" in err
+
+
+def test_cluster_names_are_nearest_and_not_shared():
+    from engine.collection.labels import cluster_names
+
+    bank = np.eye(4, dtype=np.float32)  # four names, one axis each
+    names = ["cat", "tabby", "dog", "car"]
+    centres = np.array([[1.0, 0.8, 0.1, 0], [0.9, 0.85, 0.0, 0.3]], np.float32)  # both nearest cat, tabby
+    assert cluster_names(centres, names, bank) == ["cat · tabby", "car · dog"]

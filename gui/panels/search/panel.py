@@ -18,6 +18,7 @@ from engine.paths import shown_path
 from engine.search.embedders import DEFAULT_SEARCH_MODEL
 from gui.dropping import IMAGE_FILTER, FileDrops
 from gui.panels.search import file_actions
+from gui.panels.search.collection_tabs import CollectionTabs
 from gui.panels.search.results_model import THUMB, PathRole, ResultsModel
 from gui.widgets.error_label import ErrorLabel
 from gui.widgets.layouts import bold_label, column
@@ -146,7 +147,8 @@ class SearchPanel(FileDrops, QWidget):
         lay.addLayout(row2)
         lay.addLayout(row3)
         lay.addWidget(self.error_label)
-        lay.addWidget(split, 1)
+        self.views = CollectionTabs(self, split)  # Results | Map | Duplicates
+        lay.addWidget(self.views, 1)
 
         self.watcher = QFileSystemWatcher(self)
         self.watcher.directoryChanged.connect(self._folder_changed)

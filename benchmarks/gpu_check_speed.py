@@ -7,6 +7,7 @@ fp32 and tiny batches, and its ratios are printed but not judged.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import statistics
 import time
 
@@ -172,7 +173,8 @@ def _plain_samples_per_s(settings, steps: int, warmup: int) -> float:
     model.train()
     sync = _sync(dev)
     t0 = None
-    for i, idx in enumerate(rec.order.batches(0, 0)):
+    batches = (idx for epoch in itertools.count() for idx in rec.order.batches(epoch, 0))
+    for i, idx in enumerate(batches):
         if i == warmup:
             sync()
             t0 = time.perf_counter()

@@ -146,7 +146,8 @@ def attention_screenshot(app: QApplication, window, out: Path) -> None:
 
 
 def search_screenshot(app: QApplication, window, out: Path) -> None:
-    """Search: the sample photos and a broken file indexed offline (ConSE), "a cup of coffee"."""
+    """Search: the sample photos and a broken file indexed offline (label space), "a cup of coffee"; then a
+    query with no answer in the folder."""
     import shutil
 
     from gui.samples import sample_photos
@@ -163,6 +164,9 @@ def search_screenshot(app: QApplication, window, out: Path) -> None:
     wait(app, lambda: search.results.total() > 0)
     settle(app, 60)  # thumbnails
     save(app, window, out, "search.png", rounds=60)
+    search.run_query("a grand piano")  # nothing in the folder is one: "no good match"
+    wait(app, lambda: search.search_job is None and search.last_query == "a grand piano")
+    save(app, window, out, "search_no_match.png", rounds=30)
 
 
 def mae_screenshot(app: QApplication, window, out: Path) -> None:

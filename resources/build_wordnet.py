@@ -7,7 +7,7 @@ covers ("dog" covers the 118 breeds, "vehicle" the cars, boats and planes). Sear
 match a query like "a reptile" to every class under it.
 
     apt-get install wordnet-base        # WordNet 3.0 under /usr/share/wordnet
-    python resources/build_wordnet.py [--wordnet /usr/share/wordnet] [--synsets FILE]
+    python resources/build_wordnet.py [--wordnet /usr/share/wordnet] [--synsets FILE] [--e5]
 
 `--synsets` lists the 1000 wnids in class order (default: the copy timm ships).
 """
@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 OUT = Path(__file__).resolve().parent / "labels" / "imagenet_wordnet.json"
 TOO_GENERIC = 600  # nodes over this many classes ("entity", "object", "whole") say nothing about a photo
@@ -73,10 +76,11 @@ def build(wordnet: Path, synsets: Path) -> dict:
         for node in closure(wnid[1:], nouns):
             covers.setdefault(node, []).append(c)
     classes = [[w, nouns[w[1:]][0]] for w in wnids]
+    class_offsets = {w[1:] for w in wnids}
     nodes = [["n" + o, nouns[o][0], cls] for o, cls in sorted(covers.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-             if 1 < len(cls) <= TOO_GENERIC]
+             if len(cls) <= TOO_GENERIC and o not in class_offsets]
     return {"about": "WordNet 3.0 synonyms of the ImageNet-1k classes (class-index order) and the hypernyms above "
-                     "them with the classes each covers (nodes over one class only and over more than "
+                     "them with the classes each covers (nodes over more than "
                      f"{TOO_GENERIC} classes left out). Built by: python resources/build_wordnet.py",
             "classes": classes, "nodes": nodes}
 
@@ -86,11 +90,32 @@ def main() -> None:
     ap.add_argument("--wordnet", type=Path, default=Path("/usr/share/wordnet"))
     ap.add_argument("--synsets", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--e5", action="store_true", help="also write the vocabulary's e5 embeddings (minutes)")
     args = ap.parse_args()
     data = build(args.wordnet, args.synsets or default_synsets())
     args.out.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
     print(f"{args.out}: {len(data['classes'])} classes, {len(data['nodes'])} hypernym nodes, "
           f"{args.out.stat().st_size / 1024:.0f} KiB")
+    if args.e5:
+        write_e5_vocabulary(args.out.parent)
+
+
+def write_e5_vocabulary(folder: Path) -> None:
+    """The search vocabulary's multilingual-e5-small embeddings (float16), so that the first query
+    in another language does not wait minutes for them (engine/search/labelspace.py)."""
+    import numpy as np
+
+    from engine.search import labelspace
+
+    labelspace.hierarchy.cache_clear()
+    labelspace.vocabulary.cache_clear()
+    texts = labelspace.vocabulary().texts
+    name = labelspace.embeddings_name(labelspace.E5.tag, texts)
+    for old in folder.glob(f"{labelspace.E5.tag}-*.npy"):
+        old.unlink()
+    emb = labelspace._unit(labelspace.E5().encode(list(texts)))
+    np.save(folder / name, emb.astype(np.float16))
+    print(f"{folder / name}: {emb.shape}")
 
 
 if __name__ == "__main__":

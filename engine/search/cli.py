@@ -6,6 +6,7 @@ import json
 import sys
 
 from engine.search.embedders import DEFAULT_SEARCH_MODEL
+from engine.search.relevance import DEFAULT_CUTOFF
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -18,7 +19,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     s.add_argument("query", help='e.g. "a cat", ./photo.jpg, or "2:golden retriever + ./pool.jpg - fruit"')
     s.add_argument("--folder", required=True)
     s.add_argument("--top", type=int, default=10, metavar="K")
-    s.add_argument("--min-score", type=float, default=None, help="drop results below this cosine similarity")
+    s.add_argument("--min-score", type=float, default=None, metavar="R",
+                   help=f"drop results below this relevance, 0-1 (default {DEFAULT_CUTOFF}, the good-match cut-off; "
+                        "0 lists the closest photos even when none matches)")
     s.add_argument("--model", default=DEFAULT_SEARCH_MODEL, metavar="ID")
     s.add_argument("--no-index", action="store_true", help="do not refresh the index before searching")
     s.add_argument("--json", action="store_true", help='one {"path": ..., "score": ...} object per line')
@@ -39,6 +42,19 @@ def _index(engine, args, quiet: bool):
         engine.remove_listener(progress)
         if not quiet:
             print(file=sys.stderr)
+
+
+def _print_no_match(out, as_json: bool) -> None:
+    """No photo clears the cut-off: one line that says so (a JSON object with "no_match": true)."""
+    from engine.paths import printable_path
+
+    best = out.best
+    if as_json:
+        print(json.dumps({"no_match": True, "query": out.query, "cutoff": out.cutoff,
+                          "best": None if best is None else {"path": best.path, "score": round(best.score, 6)}}))
+    else:
+        closest = f"; the closest is {printable_path(best.path)} at {best.score:.3f}" if best else ""
+        print(f"no good match for {out.query!r}: no photo reaches relevance {out.cutoff:.2f}{closest}")
 
 
 def run(args) -> int:
@@ -71,11 +87,14 @@ def run(args) -> int:
                       f"{res.unchanged} unchanged, {res.removed} removed, {len(res.bad)} skipped) "
                       f"in {res.seconds:.1f} s")
                 return EXIT_OK
+        min_score = DEFAULT_CUTOFF if args.min_score is None else args.min_score
         out = engine.submit("search", {"query": args.query, "folder": args.folder, "model_id": args.model,
-                                       "top_k": args.top, "min_score": args.min_score}).result()
+                                       "top_k": args.top, "min_score": min_score}).result()
         for hit in out.hits:
-            print(json.dumps({"path": hit.path, "score": round(hit.score, 6)}) if args.json
-                  else f"{hit.score:.3f}  {printable_path(hit.path)}")
+            print(json.dumps({"path": hit.path, "score": round(hit.score, 6), "similarity": round(hit.similarity, 6)})
+                  if args.json else f"{hit.score:.3f}  {printable_path(hit.path)}")
+        if out.no_match:
+            _print_no_match(out, args.json)
         return EXIT_OK
     except JobFailed as exc:
         say_error(exc.info.message)

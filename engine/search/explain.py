@@ -16,6 +16,7 @@ from engine import catalogue
 from engine.attention.jobs import attention_job
 from engine.attention.overlay import overlay
 from engine.catalogue.load import load_model
+from engine.catalogue.registry import builder_name
 from engine.errors import PatchworkError
 from engine.images import open_image
 from engine.jobs import Progress
@@ -50,17 +51,20 @@ def _text_of(terms) -> str | None:
 def explain_job(ctx, path: str, query: str, model_id: str = DEFAULT_SEARCH_MODEL, folder: str | None = None):
     terms = parse_query(query, base_dir=folder)
     entry = catalogue.get(model_id)
-    if entry.builder == "conse":
+    label_space = builder_name(entry.builder) == "labelspace"
+    if builder_name(entry.builder) == "conse" or label_space:
         yield Progress(None, "finding the classes behind the match")
         embedder = Embedder(ctx, model_id)
         q = query_vector(embedder, terms)
-        contributions = _conse_contributions(ctx, embedder, path, q)
+        contributions = (_labelspace_contributions if label_space else _conse_contributions)(ctx, embedder, path, q)
         best = max(contributions, key=lambda c: c.share)
         classifier_id = entry.option("classifier", "efficientnet-lite0")
         class_index = _class_index(classifier_id, best.label)
         res = yield from attention_job(ctx, path, classifier_id, method="gradcam", class_index=class_index)
-        summary = (f"Mostly because it looks like “{best.label}” (probability {best.prob:.0%}, whose name is "
-                   f"{best.similarity:.2f} similar to the query); the map is Grad-CAM for that class.")
+        why = (f"a class that is {best.similarity:.0%} what the query asks for" if label_space
+               else f"whose name is {best.similarity:.2f} similar to the query")
+        summary = (f"Mostly because it looks like “{best.label}” (probability {best.prob:.0%}, {why}); "
+                   "the map is Grad-CAM for that class.")
     else:
         text = _text_of(terms)
         if text is None:
@@ -78,6 +82,17 @@ def _class_index(classifier_id: str, label: str) -> int:
     if catalogue.get(classifier_id).labels != "imagenet1k":
         raise PatchworkError(f"{classifier_id} does not use ImageNet's classes; cannot explain this ConSE match")
     return label_texts().index(label)
+
+
+def _labelspace_contributions(ctx, embedder: Embedder, path: str, q: np.ndarray) -> list[Contribution]:
+    """The photo's top classes with their share p_c * m_c of the score (m: the query's membership)."""
+    from engine.search.conse import label_texts
+
+    img = open_image(path, draft=(embedder.preprocess.resize,) * 2)
+    v = embedder.encode_images(to_input(img, embedder.preprocess)[None])[0]  # class probabilities
+    texts = label_texts()
+    top = np.argsort(-(v * q))[:10]
+    return [Contribution(texts[int(i)], float(v[i]), float(q[i]), float(v[i] * q[i])) for i in top]
 
 
 def _conse_contributions(ctx, embedder: Embedder, path: str, q: np.ndarray) -> list[Contribution]:

@@ -18,6 +18,7 @@ from engine.images import is_image_path, open_image
 from engine.preprocess import to_input
 from engine.search import db
 from engine.search.embedders import DEFAULT_SEARCH_MODEL, Embedder
+from engine.search.relevance import DEFAULT_CUTOFF, reference_pool, reference_vectors, relevance
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,8 @@ class Term:
 @dataclass(frozen=True)
 class Hit:
     path: str
-    score: float
+    score: float  # relevance in [0, 1], comparable across queries and models (engine/search/relevance.py)
+    similarity: float | None = None  # the raw dot product the model gives
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,13 @@ class SearchResult:
     hits: tuple[Hit, ...]
     searched: int  # how many photos were compared
     seconds: float
+    cutoff: float = 0.0  # the relevance a photo needs to count as a good match
+    best: Hit | None = None  # the most relevant photo, even when it is below the cut-off
+
+    @property
+    def no_match(self) -> bool:
+        """No photo clears the cut-off: tell the user rather than show the least bad photos as answers."""
+        return self.best is None or self.best.score < self.cutoff
 
 
 _SPLIT = re.compile(r"\s+([+-])\s+")
@@ -85,12 +94,12 @@ def query_vector(embedder: Embedder, terms: list[Term]) -> np.ndarray:
     for t in terms:
         if t.kind == "image":
             img = open_image(t.value, draft=(embedder.preprocess.resize,) * 2)
-            parts.append(t.weight * embedder.encode_images(to_input(img, embedder.preprocess)[None])[0])
+            vec = embedder.encode_images(to_input(img, embedder.preprocess)[None])[0]
+            parts.append(t.weight * embedder.normalise(vec))
     vec = np.sum(parts, axis=0).astype(np.float32)
-    norm = float(np.linalg.norm(vec))
-    if norm < 1e-8:
+    if float(np.linalg.norm(vec)) < 1e-8:
         raise PatchworkError("the query's terms cancel out; change a weight or a sign")
-    return vec / norm
+    return embedder.normalise(vec)
 
 
 def rank(matrix: np.ndarray, vec: np.ndarray, top_k: int, min_score: float | None = None, half=None):
@@ -160,7 +169,9 @@ _cache = VectorCache()
 
 
 def search_job(ctx, query: str, folder: str | None = None, model_id: str = DEFAULT_SEARCH_MODEL,
-               top_k: int = 100, min_score: float | None = None, db_path: str | None = None):
+               top_k: int = 100, min_score: float | None = None, db_path: str | None = None,
+               cutoff: float = DEFAULT_CUTOFF):
+    """The top_k photos by relevance (hits below min_score dropped); `cutoff` decides no_match."""
     t0 = time.perf_counter()
     root = os.path.abspath(os.path.expanduser(folder)) if folder else None
     terms = parse_query(query, base_dir=root)
@@ -174,6 +185,27 @@ def search_job(ctx, query: str, folder: str | None = None, model_id: str = DEFAU
     if not paths:
         where = f" under {root}" if root else ""
         raise PatchworkError(f"no photos are indexed{where} for {embedder.entry.name}; index the folder first")
-    idx, scores = rank(matrix, vec, top_k, min_score, half=_cache.half)
-    hits = tuple(Hit(paths[i], float(s)) for i, s in zip(idx, scores))
-    return SearchResult(query, tuple(terms), hits, len(paths), time.perf_counter() - t0)
+    hits = ranked_hits(embedder, terms, paths, matrix, vec, top_k)
+    best = hits[0] if hits else None
+    if min_score is not None:
+        hits = tuple(h for h in hits if h.score >= min_score)
+    return SearchResult(query, tuple(terms), hits, len(paths), time.perf_counter() - t0, cutoff, best)
+
+
+def ranked_hits(embedder: Embedder, terms: list[Term], paths: list[str], matrix: np.ndarray, vec: np.ndarray,
+                top_k: int) -> tuple[Hit, ...]:
+    """The top_k photos by similarity, with their relevance.
+
+    A query with no text term (a photo, "more like this") has no text references to rank
+    against: its relevance is the cosine similarity, clipped to [0, 1] (1 for the photo itself);
+    for label-space models the similarity relative to the best photo's.
+    """
+    idx, sims = rank(matrix, vec, top_k, half=_cache.half)
+    if any(t.kind == "text" for t in terms):
+        refs = reference_vectors(embedder.model_id, embedder.encode_texts)
+        pool, n = reference_pool(matrix, refs)
+        rel = relevance(sims, pool, n, refs.shape[0])
+    else:
+        scale = 1.0 if embedder.unit_vectors or not len(sims) else max(float(sims[0]), 1e-12)
+        rel = np.clip(sims / scale, 0.0, 1.0)
+    return tuple(Hit(paths[i], float(r), float(s)) for i, r, s in zip(idx, rel, sims))

@@ -1,6 +1,7 @@
 """Photo search: parsing, exact ranking, real offline quality, bad files, incremental and crash safety."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -103,11 +104,27 @@ def test_offline_text_search_ranks_the_right_photo_first(engine, photo_dir, tmp_
     assert p_at_1 == 1.0, {q: Path(p).name for q, p in hits.items()}
     # an image query finds itself; a +/- mix shifts the ranking
     assert Path(search(engine, str(photo_dir / "chelsea.png"), photo_dir, db).hits[0].path).name == "chelsea.png"
-    mixed = search(engine, "a cat - tabby cat + 2:rocket", photo_dir, db).hits[0].path
+    mixed = search(engine, "a cat - tabby cat + 3:rocket", photo_dir, db).hits[0].path
     assert Path(mixed).name == "rocket.jpg"
     # the cut-off drops weak matches
     strict = search(engine, "coffee", photo_dir, db, min_score=0.5)
     assert 1 <= len(strict.hits) < len(PHOTOS) and all(h.score >= 0.5 for h in strict.hits)
+
+
+def test_queries_in_chinese_and_no_good_match(engine, photo_dir, tmp_path, capsys):
+    """The default model reads other languages (e5); a query with no answer in the folder says so."""
+    db = tmp_path / "index.sqlite3"
+    index(engine, photo_dir, db)
+    for query, want in (("一杯咖啡", "coffee.png"), ("一只猫", "chelsea.png"), ("摩托车", "motorcycle_left.png")):
+        res = search(engine, query, photo_dir, db, top_k=3)
+        assert Path(res.hits[0].path).name == want and not res.no_match, (query, res.hits)
+    none = search(engine, "a grand piano", photo_dir, db, min_score=0.55)
+    assert none.no_match and not none.hits and none.best is not None and none.best.score < 0.55
+    from engine.search.cli import _print_no_match  # what `search --json` prints then
+
+    _print_no_match(none, as_json=True)
+    line = json.loads(capsys.readouterr().out)
+    assert line["no_match"] is True and line["best"]["path"] == none.best.path
 
 
 def _bad_corpus(folder: Path) -> dict[str, str]:
@@ -233,10 +250,8 @@ def test_kill_9_at_random_points_leaves_a_consistent_resumable_index(tmp_path):
 def test_cli_search_json(photo_dir, tmp_path):
     env = dict(os.environ, PATCHWORK_HOME=str(tmp_path / "home"))
     out = subprocess.run([sys.executable, "main.py", "search", "a cat", "--folder", str(photo_dir), "--top", "2",
-                          "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                          "--json", "--min-score", "0"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    import json
-
     rows = [json.loads(line) for line in out.stdout.splitlines()]
-    assert len(rows) == 2 and set(rows[0]) == {"path", "score"}
-    assert Path(rows[0]["path"]).name == "chelsea.png"
+    assert len(rows) == 2 and set(rows[0]) == {"path", "score", "similarity"}
+    assert Path(rows[0]["path"]).name == "chelsea.png" and rows[0]["score"] >= rows[1]["score"]

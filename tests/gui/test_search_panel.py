@@ -1,6 +1,6 @@
 """The Search panel end to end: index a real folder (good, duplicated and broken files) with the
-offline ConSE model, type a query, scroll the grid, cut off by score, search by an image, and
-pick up a new file through the folder watcher."""
+offline label-space model, type a query, scroll the grid, cut off by relevance, search by an
+image, "no good match", and pick up a new file through the folder watcher."""
 from __future__ import annotations
 
 import os
@@ -42,13 +42,15 @@ def test_index_query_scroll_cutoff_image_query_and_watch(window, qtbot, tmp_path
     qtbot.keyClicks(panel.query_edit, "espresso")
     qtbot.keyClick(panel.query_edit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: panel.results.rowCount() > 0, timeout=60_000)
-    assert panel.results.rowCount() == panel.indexed
+    assert panel.results.total() == panel.indexed  # every photo ranked; the default cut-off shows the matches
+    assert 0 < panel.results.rowCount() < panel.indexed and not panel.no_match.isVisible()
     first = os.path.basename(panel.results.path_at(0))
     assert first == "coffee.png" or first.startswith("copy_") and first.endswith(".png")
     scores = panel.results.scores()
     assert scores == sorted(scores, reverse=True)
 
     # the grid scrolls and thumbnails load lazily for what comes into view
+    panel.cutoff.setValue(0)
     bar = panel.grid.verticalScrollBar()
     qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=10_000)
     bar.setValue(bar.maximum())
@@ -83,6 +85,15 @@ def test_index_query_scroll_cutoff_image_query_and_watch(window, qtbot, tmp_path
     panel.run_query("2:espresso - cat")
     qtbot.waitUntil(lambda: panel.search_job is None and "cat" in panel.result_label.text(), timeout=60_000)
     assert "−1×cat" in panel.result_label.text()
+
+    # nothing in the folder is a piano: the panel says so instead of showing the least bad photos
+    panel.cutoff.setValue(55)
+    panel.run_query("a grand piano")
+    qtbot.waitUntil(lambda: panel.search_job is None and panel.last_query == "a grand piano", timeout=60_000)
+    assert panel.results.rowCount() == 0 and panel.no_match.isVisible()
+    assert "No good match for “a grand piano”" in panel.no_match.text()
+    panel.cutoff.setValue(0)  # the closest photos, on request
+    assert panel.results.rowCount() > 0 and not panel.no_match.isVisible()
 
     # the watcher notices a new photo and re-indexes quietly
     shutil.copy(sample("hubble_deep_field.jpg"), folder / "nested" / "new_photo.jpg")

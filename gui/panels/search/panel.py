@@ -1,5 +1,6 @@
 """The Search panel: index a photo folder in the background, then search it by text, by an
-image, or by weighted +/- mixes; results in a virtualised thumbnail grid with a score cut-off.
+image, or by weighted +/- mixes; results in a virtualised thumbnail grid with a relevance cut-off, and "no good match" said
+when no photo reaches it.
 
 The folder is watched while the app runs; changes trigger a quiet incremental re-index.
 """
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QLab
 from engine import catalogue
 from engine.paths import shown_path
 from engine.search.embedders import DEFAULT_SEARCH_MODEL
+from engine.search.relevance import DEFAULT_CUTOFF
 from gui.dropping import IMAGE_FILTER, FileDrops
 from gui.panels.search import file_actions
 from gui.panels.search.collection_tabs import CollectionTabs
@@ -92,13 +94,16 @@ class SearchPanel(FileDrops, QWidget):
         self.cutoff = QSlider(Qt.Orientation.Horizontal)
         self.cutoff.setRange(0, 100)
         self.cutoff.setMaximumWidth(260)
-        self.cutoff.setValue(int(settings.value("search/cutoff", 0)))
+        self.cutoff.setValue(int(settings.value("search/relevance_cutoff", round(100 * DEFAULT_CUTOFF))))
+        self.cutoff.setToolTip("Relevance 0–1, the same scale for every query and model: 1 when the query describes "
+                               "a photo better than all of 1,400 everyday concepts do, lower as more of them describe "
+                               f"it better. Default {DEFAULT_CUTOFF:.2f}; below it a photo is not a good match.")
         self.cutoff.valueChanged.connect(self._cutoff_changed)
         self.cutoff_label = QLabel("")
         self.result_label = QLabel("")
         self.result_label.setStyleSheet("color: palette(mid);")
         row3 = QHBoxLayout()
-        row3.addWidget(QLabel("Score cut-off:"))
+        row3.addWidget(QLabel("Relevance cut-off:"))
         row3.addWidget(self.cutoff)
         row3.addWidget(self.cutoff_label)
         row3.addSpacing(12)
@@ -108,6 +113,11 @@ class SearchPanel(FileDrops, QWidget):
         for label in (self.folder_label, self.result_label, self.index_status):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # long text never widens the window
         self.error_label = ErrorLabel()
+        self.no_match = QLabel("")
+        self.no_match.setWordWrap(True)
+        self.no_match.setStyleSheet(NOTE_STYLE)
+        self.no_match.hide()
+        self._best = None
 
         # -- results grid (virtualised: the view asks only for what it paints) and skipped files
         self.results = ResultsModel(self)
@@ -147,6 +157,7 @@ class SearchPanel(FileDrops, QWidget):
         lay.addLayout(row2)
         lay.addLayout(row3)
         lay.addWidget(self.error_label)
+        lay.addWidget(self.no_match)
         self.views = CollectionTabs(self, split)  # Results | Map | Duplicates
         lay.addWidget(self.views, 1)
 
@@ -340,6 +351,7 @@ class SearchPanel(FileDrops, QWidget):
         if self.search_job is not None:
             self.bridge.cancel(self.search_job)
         self.error_label.hide()
+        self.no_match.hide()
         self.result_label.setText("Searching…")
         self.search_job = self.bridge.submit(
             "search", {"query": query, "folder": self.folder, "model_id": self.model_id(), "top_k": MAX_RESULTS},
@@ -350,6 +362,7 @@ class SearchPanel(FileDrops, QWidget):
             return
         self.search_job = None
         self.results.set_results([(h.path, h.score) for h in res.hits])
+        self._best = res.best
         self.grid.scrollToTop()
         self._terms = res.terms
         self._searched = res.searched
@@ -358,11 +371,13 @@ class SearchPanel(FileDrops, QWidget):
 
     def _search_failed(self, err) -> None:
         self.search_job = None
+        self._best = None
         self.result_label.setText("")
         self._show_error(err.message)
 
     def _update_result_label(self) -> None:
         total = self.results.total()
+        self._update_no_match()
         if not total:
             self.result_label.setText("")
             return
@@ -372,12 +387,25 @@ class SearchPanel(FileDrops, QWidget):
         self.result_label.setText(f"{shown:,} of {self._searched:,} photos at or above the cut-off · "
                                   f"{1000 * self._seconds:.0f} ms · {terms}")
 
+    def _update_no_match(self) -> None:
+        """Say so when no photo reaches the cut-off, rather than leave an empty grid unexplained."""
+        best = self._best
+        if best is None or self.results.rowCount():
+            self.no_match.hide()
+            return
+        self.no_match.setText(f"No good match for “{self.last_query}” in this folder: no photo reaches relevance "
+                              f"{self.cutoff.value() / 100:.2f}. The closest, {os.path.basename(shown_path(best.path))}, "
+                              f"is at {best.score:.2f}; lower the cut-off to see the closest photos anyway.")
+        self.no_match.show()
+
     def _cutoff_changed(self, value: int) -> None:
-        self.settings.setValue("search/cutoff", value)
+        self.settings.setValue("search/relevance_cutoff", value)
         self.cutoff_label.setText(f"≥ {value / 100:.2f}")
         self.results.set_cutoff(value / 100)
         if self.results.total():
             self._update_result_label()
+        else:
+            self._update_no_match()
 
     def _choose_query_image(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Search by image", self.folder or "", IMAGE_FILTER)

@@ -98,7 +98,7 @@ class ResultsModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DecorationRole:
             return self._icon(path)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{shown_path(path)}\nsimilarity {score:.4f}"
+            return f"{shown_path(path)}\nrelevance {score:.4f}"
         if role == PathRole:
             return path
         if role == ScoreRole:

@@ -111,7 +111,8 @@ def main() -> int:
     eng = Engine(device="cpu").start()
     try:
         eng.wait_ready(120)
-        eng.submit("index_folder", {"folder": str(folder), "model_id": model}, priority=Priority.BACKGROUND).result(1200)
+        eng.submit("index_folder", {"folder": str(folder), "model_id": model},
+                   priority=Priority.BACKGROUND).result(1200)
         default = (duplicates.DEFAULT_THRESHOLD, duplicates.HASH_WEIGHT)
         print(f"{'threshold':>9} {'hash weight':>11} {'precision':>9} {'recall':>6} {'groups':>6} {'joined':>6}")
         rows = [(t, default[1]) for t in (0.65, 0.7, 0.75, default[0], 0.85, 0.9)]

@@ -90,7 +90,8 @@ def main() -> int:
     print(f"{args.points:,} points, {args.frames} pan frames at 1280x800 (offscreen, CPU raster)")
     print(f"  first draw (setData + colours + labels + paint): {first * 1000:.0f} ms")
     print(f"  map view (PointCloud): median {med:.1f} ms/frame ({1000 / med:.0f} fps), p95 {p95:.1f} ms")
-    print(f"  reference, pyqtgraph ScatterPlotItem: median {ref:.1f} ms/frame ({1000 / ref:.0f} fps); ratio {ref / med:.2f}x")
+    print(f"  reference, pyqtgraph ScatterPlotItem: median {ref:.1f} ms/frame ({1000 / ref:.0f} fps); "
+          f"ratio {ref / med:.2f}x")
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown: PySide6 + pyqtgraph can crash destroying items at exit
 

@@ -17,7 +17,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     m.add_argument("--out", default=None, metavar="PNG", help="draw the map into this image")
     m.add_argument("--method", choices=METHODS, default="pca",
                    help="pca (always), tsne (scikit-learn) or umap (umap-learn, the `map` extra)")
-    m.add_argument("--clusters", type=int, default=None, metavar="K", help="k-means clusters (default: sqrt(N/2), <= 16)")
+    m.add_argument("--clusters", type=int, default=None, metavar="K",
+                   help="k-means clusters (default: sqrt(N/2), at most 16)")
     _shared(m)
     m.add_argument("--json", action="store_true", help="one JSON document: each photo's x, y and cluster")
     d = sub.add_parser("duplicates", parents=[common], help="find near-duplicate photos (never deletes anything)")

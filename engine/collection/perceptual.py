@@ -3,8 +3,9 @@
 
 Both survive resizing, re-encoding and brightness changes; a mirrored copy is caught by also
 hashing each photo's mirror image, and a cropped copy by also hashing five 90 % crops (four
-corners and the centre): a photo cropped by up to ~10 % hashes like one of its original's crops. Hashes are cached by content hash (bytes identical, hash
-identical), so a folder is decoded once, however often its duplicates are looked for.
+corners and the centre): a photo cropped by up to ~10 % hashes like one of its original's crops.
+Hashes are cached by content hash (bytes identical, hash identical), so a folder is decoded
+once, however often its duplicates are looked for.
 """
 from __future__ import annotations
 

@@ -180,3 +180,29 @@ def test_cluster_names_are_nearest_and_not_shared():
     names = ["cat", "tabby", "dog", "car"]
     centres = np.array([[1.0, 0.8, 0.1, 0], [0.9, 0.85, 0.0, 0.3]], np.float32)  # both nearest cat, tabby
     assert cluster_names(centres, names, bank) == ["cat · tabby", "car · dog"]
+
+
+def test_cached_pca_layout_keeps_places_when_photos_are_added():
+    from engine.collection.jobs import _layout
+    from engine.collection.layout_cache import CachedLayout
+
+    x, _ = blobs(seed=2)
+    keys = np.array([f"h{i:03d}" for i in range(len(x))])
+    xy, mean, comps, reused = run(_layout("pca", x[:100], keys[:100], None, 0))
+    assert not reused.any()
+    cached = CachedLayout(keys[:100], xy, mean, comps, np.zeros((0, x.shape[1])))
+    xy2, _, _, reused2 = run(_layout("pca", x, keys, cached, 0))  # 20 photos added
+    np.testing.assert_array_equal(xy2[:100], xy)  # old photos stay where they were
+    assert reused2[:100].all() and not reused2[100:].any()
+
+
+def test_tsne_runs_in_a_child_process_that_stop_ends():
+    import multiprocessing
+
+    x, _ = blobs(seed=3, per=15)
+    xy = run(photo_map.nonlinear_layout("tsne", x))
+    assert xy.shape == (len(x), 2) and np.isfinite(xy).all()
+    gen = photo_map.nonlinear_layout("tsne", np.repeat(x, 20, axis=0))  # 900 points: seconds of work
+    assert isinstance(next(gen), Progress)
+    gen.close()  # Stop: the engine closes the job's generator
+    assert not [p for p in multiprocessing.active_children() if p.name == "patchwork-tsne"]

@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 from PIL import Image
+from PySide6.QtCore import QPointF
 
 from tests.gui.conftest import sample
 
@@ -38,6 +39,11 @@ def test_map_points_box_selection_more_like_and_duplicates(window, qtbot, tmp_pa
     view.plot.grab()  # a paint: the point cloud maps every photo into the view
     assert view.cloud.drawn == 5 and view.xy.shape == (5, 2)
     assert all(label for label in view.result.labels)  # ConSE names its clusters
+
+    # hovering over a point shows that photo
+    rocket = view.paths.index(str(folder / "rocket.jpg"))
+    view._mouse_moved(view.view_box.mapViewToScene(QPointF(*view.xy[rocket])))
+    assert view.hover.isVisible() and view._hover_path == str(folder / "rocket.jpg")
 
     # a box around everything: all five photos in the result grid
     view.set_mode("box")

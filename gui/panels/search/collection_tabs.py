@@ -7,6 +7,7 @@ selection and "more like these" into that grid. A view is brought up to date whe
 from __future__ import annotations
 
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QTabWidget
 
 from gui.panels.search.duplicates_view import DuplicatesView
@@ -35,11 +36,20 @@ class CollectionTabs(QTabWidget):
         self.map_view.show_results.connect(lambda: self.setCurrentIndex(0))
         self.map_view.more_like.connect(self.more_like)
         self.map_view.colour_box.currentIndexChanged.connect(lambda _i: self._give_scores())
+        # the panel's folder, model or photo count can change while a view is open (an index run
+        # finished, photos were added): a cheap look once a second brings the open view up to date
+        self._follow = QTimer(self, interval=1000)
+        self._follow.timeout.connect(lambda: self._shown(self.currentIndex(), retry=False))
+        self._follow.start()
 
-    def _shown(self, index: int) -> None:
+    def _shown(self, index: int, retry: bool = True) -> None:
+        """Bring the view at `index` up to date; `retry`: also redo a run that failed or was stopped
+        (when the user opens the tab, not on the once-a-second look)."""
         view = self.widget(index)
-        if view in (self.map_view, self.duplicates_view):
+        if view in (self.map_view, self.duplicates_view) and self.panel.index_job is None:
             view.set_source(self.panel.folder, self.panel.model_id(), self.panel.indexed)
+            if retry and view.unfinished and view.job is None:
+                view.refresh(force=True)
         if view is self.map_view:
             self._give_scores()
 

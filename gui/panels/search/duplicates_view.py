@@ -105,6 +105,8 @@ class DuplicatesView(QWidget):
         super().__init__(parent)
         self.bridge = bridge
         self.source: tuple | None = None
+        self.unfinished = False  # the last search failed or was stopped
+        self._token = 0  # which job the callbacks still listen to
         self._wanted: tuple | None = None
         self.job: int | None = None
         self.result = None
@@ -189,8 +191,19 @@ class DuplicatesView(QWidget):
         self._set_busy(True)
         self.job = self.bridge.submit("collection_duplicates",
                                       {"folder": folder, "model_id": model_id, "threshold": threshold},
-                                      name=f"Duplicates in {os.path.basename(folder)}", on_progress=self._progress,
-                                      on_result=self._done, on_error=self._failed, on_cancelled=self._cancelled)
+                                      name=f"Duplicates in {os.path.basename(folder)}", **self._callbacks())
+
+    def _callbacks(self) -> dict:
+        """The job's callbacks, ignored once a newer job replaced it (a stopped job's
+        'cancelled' arrives after its successor has started)."""
+        self._token += 1
+        token = self._token
+
+        def current(handler):
+            return lambda *args: handler(*args) if token == self._token else None
+
+        return {"on_progress": current(self._progress), "on_result": current(self._done),
+                "on_error": current(self._failed), "on_cancelled": current(self._cancelled)}
 
     def stop(self) -> None:
         if self.job is not None:
@@ -206,6 +219,7 @@ class DuplicatesView(QWidget):
 
     def _done(self, res) -> None:
         self.job = None
+        self.unfinished = False
         self._set_busy(False)
         if self.source is None or abs(res.threshold - self.source[3]) > 1e-9:
             return
@@ -213,13 +227,13 @@ class DuplicatesView(QWidget):
 
     def _failed(self, err) -> None:
         self.job = None
-        self.source = None
+        self.unfinished = True  # tried again when the tab is next shown, not every second
         self._set_busy(False)
         self.status.setText(err.message)
 
     def _cancelled(self) -> None:
         self.job = None
-        self.source = None
+        self.unfinished = True
         self._set_busy(False)
         self.status.setText("Stopped.")
 

@@ -204,6 +204,8 @@ class PhotoMapView(QWidget):
         self.bridge = bridge
         self._wanted: tuple | None = None  # (folder, model_id, indexed) the panel has now
         self.source: tuple | None = None  # (folder, model_id, indexed, method) the map shows or is making
+        self.unfinished = False  # the last layout failed or was stopped
+        self._token = 0  # which job the callbacks still listen to
         self.job: int | None = None
         self.result = None
         self.paths: list[str] = []
@@ -333,8 +335,19 @@ class PhotoMapView(QWidget):
         self._set_busy(True)
         self.job = self.bridge.submit("collection_map", {"folder": folder, "model_id": model_id, "method": method},
                                       name=f"Map {os.path.basename(folder)} ({METHOD_NAMES[method]})",
-                                      on_progress=self._progress, on_result=self._done, on_error=self._failed,
-                                      on_cancelled=self._cancelled)
+                                      **self._callbacks())
+
+    def _callbacks(self) -> dict:
+        """The job's callbacks, ignored once a newer job replaced it (a stopped job's
+        'cancelled' arrives after its successor has started)."""
+        self._token += 1
+        token = self._token
+
+        def current(handler):
+            return lambda *args: handler(*args) if token == self._token else None
+
+        return {"on_progress": current(self._progress), "on_result": current(self._done),
+                "on_error": current(self._failed), "on_cancelled": current(self._cancelled)}
 
     def stop(self) -> None:
         if self.job is not None:
@@ -350,6 +363,7 @@ class PhotoMapView(QWidget):
 
     def _done(self, res) -> None:
         self.job = None
+        self.unfinished = False
         self._set_busy(False)
         if self.source is None or res.root != os.path.realpath(self.source[0]) or res.method != self.source[3]:
             return
@@ -358,12 +372,12 @@ class PhotoMapView(QWidget):
     def _failed(self, err) -> None:
         self.job = None
         self._set_busy(False)
-        self.source = None  # try again next time the tab is shown
+        self.unfinished = True  # tried again when the tab is next shown, not every second
         self.status.setText(err.message)
 
     def _cancelled(self) -> None:
         self.job = None
-        self.source = None
+        self.unfinished = True
         self._set_busy(False)
         self.status.setText("Stopped.")
 

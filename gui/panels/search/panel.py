@@ -452,10 +452,12 @@ class SearchPanel(FileDrops, QWidget):
             self._load_status()
 
     def _update_note(self) -> None:
-        if self.model_id() == DEFAULT_SEARCH_MODEL:
-            self.note.setText("Offline search (ConSE): a photo is described by its top ImageNet classes, so it "
-                              "knows ImageNet's 1000 concepts (animals, objects, foods, vehicles…) but not "
-                              "open-ended phrases. For open vocabulary, download a CLIP model in "
+        builder = catalogue.get(self.model_id()).builder
+        if builder in ("labelspace", "conse"):
+            what = ("1000 concepts and the groups above them (animals, dogs, vehicles, furniture, foods…), asked in "
+                    "any language," if builder == "labelspace" else "1000 concepts (animals, objects, foods…)")
+            self.note.setText(f"Offline search: a photo is described by its ImageNet classes, so it knows ImageNet's "
+                              f"{what} but not open-ended phrases. For open vocabulary, download a CLIP model in "
                               "Models → Manage models… and choose it above.")
             self.note.show()
         else:

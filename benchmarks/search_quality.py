@@ -226,6 +226,7 @@ def main() -> None:
             probs = classify("efficientnet-lite0", imgs)[0]
             relevance_report(variants, probs, names)
             sweep(m, sets)
+    classifier_speed(args.models.split(","))
 
 
 def relevance_report(variants, probs, names) -> None:
@@ -255,6 +256,27 @@ def relevance_report(variants, probs, names) -> None:
               f"{sum(r < rel.DEFAULT_CUTOFF for r in none)}/{len(none)} | {max(none):.2f} |")
         if "default" in label:
             print("  per query:", ", ".join(f"{t} {top(t)[1]:.2f}" for t in unanswerable))
+
+
+def classifier_speed(models: list[str]) -> None:
+    """Indexing cost: ms per photo of each classifier, one thread, batch 16, after a warm-up (twice each)."""
+    import torch
+
+    from engine.catalogue import get
+    from engine.catalogue.load import build_model
+
+    torch.set_num_threads(1)
+    print("\nclassifier time per photo (1 thread, batch 16):")
+    for model_id in [f"efficientnet-{m}" for m in models] * 2:
+        entry = get(model_id)
+        model = build_model(entry)
+        x = torch.randn(16, 3, entry.preprocess.input_size, entry.preprocess.input_size)
+        with torch.inference_mode():
+            model(x[:2])
+            t0 = time.perf_counter()
+            model(x)
+            model(x)
+        print(f"  {model_id}: {1000 * (time.perf_counter() - t0) / 32:.1f} ms")
 
 
 def sweep(m: Methods, sets) -> None:

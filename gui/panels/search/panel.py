@@ -96,7 +96,7 @@ class SearchPanel(FileDrops, QWidget):
         self.cutoff.setMaximumWidth(260)
         self.cutoff.setValue(int(settings.value("search/relevance_cutoff", round(100 * DEFAULT_CUTOFF))))
         self.cutoff.setToolTip("Relevance 0–1, the same scale for every query and model: 1 when the query describes "
-                               "a photo better than all of 1,400 everyday concepts do, lower as more of them describe "
+                               "a photo better than any of 1,813 everyday concepts do, lower as more of them describe "
                                f"it better. Default {DEFAULT_CUTOFF:.2f}; below it a photo is not a good match.")
         self.cutoff.valueChanged.connect(self._cutoff_changed)
         self.cutoff_label = QLabel("")

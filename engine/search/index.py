@@ -23,6 +23,7 @@ from engine.jobs import Partial, Progress
 from engine.preprocess import to_input
 from engine.search import db
 from engine.search.embedders import DEFAULT_SEARCH_MODEL, Embedder
+from engine.stopping import Interrupted, stop_inside
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ def _index_locked(ctx, root: str, model_id: str, db_path: str | None, batch_size
                     break
 
         refill()
+        cancelled = (lambda: ctx.cancelled) if hasattr(ctx, "cancelled") else None
         per_chunk = min(batch_size, 4)  # images embedded between Stop checkpoints, sized to CHUNK_S as it goes
         done = embedded = reused = 0
         t_start = time.perf_counter()
@@ -167,7 +169,12 @@ def _index_locked(ctx, root: str, model_id: str, db_path: str | None, batch_size
                 parts = []
                 for chunk in _chunks(list(new.values()), per_chunk):
                     t_chunk = time.perf_counter()
-                    parts.append(embedder.encode_images(np.stack(chunk)))
+                    try:  # a model call that outlasts Stop is abandoned: this batch is simply not written
+                        with stop_inside(cancelled):
+                            parts.append(embedder.encode_images(np.stack(chunk)))
+                    except Interrupted:
+                        yield None  # the engine closes the job here
+                        raise
                     per_image = (time.perf_counter() - t_chunk) / len(chunk)
                     per_chunk = max(1, min(batch_size, int(CHUNK_S / max(per_image, 1e-6))))
                     yield None  # a Stop checkpoint: a batch cut short is not written, so nothing is half-done

@@ -82,7 +82,11 @@ def test_the_cli_refuses_a_planted_card_in_one_line(tmp_path):
     card = _card("this:s", "planted")
     card.update(weights="planted.safetensors")
     (folder / "planted.json").write_text(json.dumps(card))
-    proc = subprocess.run([sys.executable, "main.py", "classify", str(REPO / "docs" / "screenshots" / "mae.png"),
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(photo)
+    proc = subprocess.run([sys.executable, "main.py", "classify", str(photo),
                            "--model", "planted", "--device", "cpu"], cwd=REPO, capture_output=True, text=True,
                           timeout=300, env={**__import__("os").environ, "PATCHWORK_HOME": str(home)})
     assert proc.returncode == 1, proc.stderr

@@ -1,9 +1,11 @@
 """The Attention panel end to end: real engine thread, real offline weights, real mouse events."""
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
+from engine.data import fashion_mnist
 from tests.gui.conftest import sample
 
 
@@ -14,6 +16,8 @@ def choose_model(panel, qtbot, model_id: str) -> None:
     assert panel.model_id() == model_id
 
 
+@pytest.mark.skipif(not fashion_mnist.is_available(), reason="needs the real Fashion-MNIST: sudo apt install "
+                    "dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")
 def test_click_a_patch_on_the_builtin_vit(window, qtbot, tmp_path):
     panel = window.panels["attention"]
     window.tabs.setCurrentWidget(panel)

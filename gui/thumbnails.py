@@ -8,6 +8,7 @@ mtime, so an edited photo gets a fresh one.
 from __future__ import annotations
 
 import os
+import threading
 from hashlib import blake2b
 from pathlib import Path
 
@@ -79,11 +80,23 @@ class _Load(QRunnable):
             self.signals.failed.emit(self.path)
             return
         if cached is not None:
+            self._store(image, cached)
+        self.signals.loaded.emit(self.path, image)
+
+    @staticmethod
+    def _store(image: QImage, cached: Path) -> None:
+        """Write the disk-cache copy; a cache that cannot be written only costs a later decode.
+        The temporary name is this thread's own: two views may ask for the same photo at once."""
+        tmp = cached.with_name(f".{cached.stem}.{os.getpid()}-{threading.get_ident()}.tmp.jpg")
+        try:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(".tmp.jpg")
             if image.save(str(tmp), "JPEG", 85):
                 os.replace(tmp, cached)  # atomic: a half-written thumbnail is never read
-        self.signals.loaded.emit(self.path, image)
+        except OSError:
+            pass
+        finally:
+            if tmp.exists():
+                tmp.unlink(missing_ok=True)
 
 
 class ThumbnailLoader(QObject):

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QCheckBox, QFrame, QHBoxLayout, QLabel, QMessageB
 from engine.collection.duplicates import DEFAULT_THRESHOLD
 from engine.paths import cache_dir, shown_path
 from gui.panels.search import file_actions
+from gui.panels.search.job_view import LatestJobView
 from gui.thumbnails import ThumbnailLoader
 
 THUMB = 160
@@ -100,7 +101,7 @@ class _GroupBox(QFrame):
         return [c.photo.path for c in self.cards if c.trash_box.isChecked()]
 
 
-class DuplicatesView(QWidget):
+class DuplicatesView(LatestJobView, QWidget):
     def __init__(self, bridge, parent=None):
         super().__init__(parent)
         self.bridge = bridge
@@ -192,30 +193,6 @@ class DuplicatesView(QWidget):
         self.job = self.bridge.submit("collection_duplicates",
                                       {"folder": folder, "model_id": model_id, "threshold": threshold},
                                       name=f"Duplicates in {os.path.basename(folder)}", **self._callbacks())
-
-    def _callbacks(self) -> dict:
-        """The job's callbacks, ignored once a newer job replaced it (a stopped job's
-        'cancelled' arrives after its successor has started)."""
-        self._token += 1
-        token = self._token
-
-        def current(handler):
-            return lambda *args: handler(*args) if token == self._token else None
-
-        return {"on_progress": current(self._progress), "on_result": current(self._done),
-                "on_error": current(self._failed), "on_cancelled": current(self._cancelled)}
-
-    def stop(self) -> None:
-        if self.job is not None:
-            self.bridge.cancel(self.job)
-
-    def _progress(self, p) -> None:
-        if p.fraction is None:
-            self.progress.setRange(0, 0)
-        else:
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(int(1000 * p.fraction))
-        self.status.setText(p.message)
 
     def _done(self, res) -> None:
         self.job = None

@@ -22,6 +22,7 @@ from engine.collection.map import available_methods
 from engine.collection.render import PALETTE, label_anchor
 from engine.paths import cache_dir, shown_path
 from gui.panels.search import file_actions
+from gui.panels.search.job_view import LatestJobView
 from gui.thumbnails import ThumbnailLoader
 
 METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -191,7 +192,7 @@ class SelectViewBox(pg.ViewBox):
             self._path = []
 
 
-class PhotoMapView(QWidget):
+class PhotoMapView(LatestJobView, QWidget):
     """The Map tab. `selection_changed(paths)` puts the selected photos in the result grid;
     `show_results()` asks to see that grid; `more_like(paths)` for a query by the mean of their vectors."""
 
@@ -336,30 +337,6 @@ class PhotoMapView(QWidget):
         self.job = self.bridge.submit("collection_map", {"folder": folder, "model_id": model_id, "method": method},
                                       name=f"Map {os.path.basename(folder)} ({METHOD_NAMES[method]})",
                                       **self._callbacks())
-
-    def _callbacks(self) -> dict:
-        """The job's callbacks, ignored once a newer job replaced it (a stopped job's
-        'cancelled' arrives after its successor has started)."""
-        self._token += 1
-        token = self._token
-
-        def current(handler):
-            return lambda *args: handler(*args) if token == self._token else None
-
-        return {"on_progress": current(self._progress), "on_result": current(self._done),
-                "on_error": current(self._failed), "on_cancelled": current(self._cancelled)}
-
-    def stop(self) -> None:
-        if self.job is not None:
-            self.bridge.cancel(self.job)
-
-    def _progress(self, p) -> None:
-        if p.fraction is None:
-            self.progress.setRange(0, 0)
-        else:
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(int(1000 * p.fraction))
-        self.status.setText(p.message)
 
     def _done(self, res) -> None:
         self.job = None

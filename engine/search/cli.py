@@ -57,6 +57,33 @@ def _print_no_match(out, as_json: bool) -> None:
         print(f"no good match for {out.query!r}: no photo reaches relevance {out.cutoff:.2f}{closest}")
 
 
+def _print_hits(out, args) -> int:
+    from engine.cli import EXIT_OK
+    from engine.paths import printable_path
+
+    for hit in out.hits:
+        print(json.dumps({"path": hit.path, "score": round(hit.score, 6), "similarity": round(hit.similarity, 6)})
+              if args.json else f"{hit.score:.3f}  {printable_path(hit.path)}")
+    if out.no_match:
+        _print_no_match(out, args.json)
+    return EXIT_OK
+
+
+def _quick(args) -> int:
+    """A text-only query on a label-space model, in this process and without torch (engine/search/quick.py)."""
+    from engine.cli import EXIT_BAD_INPUT, say_error
+    from engine.errors import PatchworkError
+    from engine.search.quick import quick_search
+
+    min_score = DEFAULT_CUTOFF if args.min_score is None else args.min_score
+    try:
+        out = quick_search(args.query, args.folder, args.model, args.top, min_score)
+    except PatchworkError as exc:
+        say_error(str(exc))
+        return EXIT_BAD_INPUT
+    return _print_hits(out, args)
+
+
 def run(args) -> int:
     from engine.cli import EXIT_OK, EXIT_USAGE, exit_code, say_error
     from engine.core import Engine
@@ -69,6 +96,11 @@ def run(args) -> int:
     if args.command == "search" and not args.query.strip():
         say_error("the QUERY is empty: give words, an image path, or a mix such as \"cat + ./pool.jpg\"")
         return EXIT_USAGE
+    if args.command == "search" and args.no_index:
+        from engine.search.quick import can_answer
+
+        if can_answer(args.query, args.folder, args.model):
+            return _quick(args)
     engine = Engine(device=args.device).start()
     try:
         engine.wait_ready()
@@ -90,12 +122,7 @@ def run(args) -> int:
         min_score = DEFAULT_CUTOFF if args.min_score is None else args.min_score
         out = engine.submit("search", {"query": args.query, "folder": args.folder, "model_id": args.model,
                                        "top_k": args.top, "min_score": min_score}).result()
-        for hit in out.hits:
-            print(json.dumps({"path": hit.path, "score": round(hit.score, 6), "similarity": round(hit.similarity, 6)})
-                  if args.json else f"{hit.score:.3f}  {printable_path(hit.path)}")
-        if out.no_match:
-            _print_no_match(out, args.json)
-        return EXIT_OK
+        return _print_hits(out, args)
     except JobFailed as exc:
         say_error(exc.info.message)
         return exit_code(exc.info)

@@ -176,16 +176,26 @@ def search_job(ctx, query: str, folder: str | None = None, model_id: str = DEFAU
     root = os.path.abspath(os.path.expanduser(folder)) if folder else None
     terms = parse_query(query, base_dir=root)
     embedder = Embedder(ctx, model_id)
+    return search_with(embedder, query, terms, root, top_k, min_score, db_path, cutoff, t0, _cache)
+
+
+def search_with(embedder, query: str, terms: list[Term], root: str | None, top_k: int, min_score: float | None,
+                db_path: str | None, cutoff: float, t0: float, cache: "VectorCache | None" = None) -> SearchResult:
+    """The search itself, for any embedder with encode_texts/normalise (the engine's Embedder, or
+    engine.search.quick's torch-free text side); `cache` keeps vectors in memory between queries."""
     vec = query_vector(embedder, terms)
     con = db.connect(db_path)
     try:
-        paths, matrix = _cache.get(con, model_id, root)
+        if cache is not None:
+            paths, matrix = cache.get(con, embedder.model_id, root)
+        else:
+            paths, matrix = db.load_vectors(con, embedder.model_id, root)
     finally:
         con.close()
     if not paths:
         where = f" under {root}" if root else ""
         raise PatchworkError(f"no photos are indexed{where} for {embedder.entry.name}; index the folder first")
-    hits = ranked_hits(embedder, terms, paths, matrix, vec, top_k)
+    hits = ranked_hits(embedder, terms, paths, matrix, vec, top_k, half=cache.half if cache is not None else None)
     best = hits[0] if hits else None
     if min_score is not None:
         hits = tuple(h for h in hits if h.score >= min_score)
@@ -193,14 +203,14 @@ def search_job(ctx, query: str, folder: str | None = None, model_id: str = DEFAU
 
 
 def ranked_hits(embedder: Embedder, terms: list[Term], paths: list[str], matrix: np.ndarray, vec: np.ndarray,
-                top_k: int) -> tuple[Hit, ...]:
+                top_k: int, half=None) -> tuple[Hit, ...]:
     """The top_k photos by similarity, with their relevance.
 
     A query with no text term (a photo, "more like this") has no text references to rank
     against: its relevance is the cosine similarity, clipped to [0, 1] (1 for the photo itself);
     for label-space models the similarity relative to the best photo's.
     """
-    idx, sims = rank(matrix, vec, top_k, half=_cache.half)
+    idx, sims = rank(matrix, vec, top_k, half=half)
     if any(t.kind == "text" for t in terms):
         refs = reference_vectors(embedder.model_id, embedder.encode_texts)
         rel = relevance(sims, *reference_pool(matrix, refs))

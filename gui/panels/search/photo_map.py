@@ -346,22 +346,6 @@ class PhotoMapView(LatestJobView, QWidget):
             return
         self.show_map(res)
 
-    def _failed(self, err) -> None:
-        self.job = None
-        self._set_busy(False)
-        self.unfinished = True  # tried again when the tab is next shown, not every second
-        self.status.setText(err.message)
-
-    def _cancelled(self) -> None:
-        self.job = None
-        self.unfinished = True
-        self._set_busy(False)
-        self.status.setText("Stopped.")
-
-    def _set_busy(self, busy: bool) -> None:
-        self.progress.setVisible(busy)
-        self.stop_button.setVisible(busy)
-
     # ------------------------------------------------------------------ drawing
     def show_map(self, res) -> None:
         self.result = res

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.jobs import Progress
+from engine import npy_cache
 from engine.paths import cache_dir, ensure
 
 
@@ -65,18 +66,11 @@ def cached_image_embeddings(model, entry, weights_path, images: np.ndarray, name
     """embed_images, cached under cache_dir()/unclip/<weights key>-<name>-<N>.npy."""
     pp = entry.preprocess
     path = ensure(cache_dir() / "unclip") / f"{weights_key(weights_path)}-{name}-{len(images)}.npy"
-    if path.is_file():
-        try:
-            emb = np.load(path, allow_pickle=False)
-            if emb.shape[0] == len(images):
-                return emb
-        except (OSError, ValueError):
-            pass
-        path.unlink(missing_ok=True)
+    emb = npy_cache.load(path, len(images))
+    if emb is not None:
+        return emb
     emb = yield from embed_images(model, images, float(pp.mean[0]), float(pp.std[0]), device)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, emb)
-    tmp.replace(path)
+    npy_cache.save(path, emb)
     return emb
 
 

@@ -12,6 +12,7 @@ import hashlib
 import numpy as np
 
 from engine.catalogue.registry import register_builder
+from engine import npy_cache
 from engine.paths import cache_dir, ensure
 from engine.resources import labels
 
@@ -27,15 +28,11 @@ def _label_embeddings(text_encoder, texts: list[str]) -> np.ndarray:
     """MiniLM embeddings of the class names, cached on disk (1000 sentences take seconds)."""
     key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
     path = ensure(cache_dir() / "conse") / f"minilm-imagenet-{key}.npy"
-    if path.is_file():
-        try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
-            path.unlink(missing_ok=True)
+    emb = npy_cache.load(path, len(texts))
+    if emb is not None:
+        return emb
     emb = np.asarray(text_encoder.encode(texts), dtype=np.float32)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, emb)
-    tmp.replace(path)
+    npy_cache.save(path, emb)
     return emb
 
 

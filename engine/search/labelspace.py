@@ -21,6 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from engine import npy_cache
 from engine.paths import cache_dir, ensure
 from engine.resources import RESOURCES, labels
 
@@ -130,18 +131,11 @@ def cached_embeddings(tag: str, texts: tuple[str, ...], encode) -> np.ndarray:
         if emb.shape[0] == len(texts):
             return emb
     path = ensure(cache_dir() / "labelspace") / name
-    if path.is_file():
-        try:
-            emb = np.load(path, allow_pickle=False)
-            if emb.shape[0] == len(texts):
-                return emb
-        except (OSError, ValueError):
-            pass
-        path.unlink(missing_ok=True)
+    emb = npy_cache.load(path, len(texts))
+    if emb is not None:
+        return emb
     emb = _unit(np.asarray(encode(list(texts)), dtype=np.float32))
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, emb)
-    tmp.replace(path)
+    npy_cache.save(path, emb)
     return emb
 
 

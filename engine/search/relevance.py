@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from engine import npy_cache
 from engine.paths import cache_dir, ensure
 
 DEFAULT_CUTOFF = 0.4  # chosen in benchmarks/search_quality.py: answered vs unanswerable queries
@@ -39,18 +40,11 @@ def reference_vectors(model_id: str, encode_texts) -> np.ndarray:
     texts = reference_texts()
     key = hashlib.sha256(("\n".join(texts) + model_id).encode()).hexdigest()[:16]
     path = ensure(cache_dir() / "relevance") / f"{key}.npy"
-    if path.is_file():
-        try:
-            ref = np.load(path, allow_pickle=False)
-            if ref.shape[0] == len(texts):
-                return ref
-        except (OSError, ValueError):
-            pass
-        path.unlink(missing_ok=True)
+    ref = npy_cache.load(path, len(texts))
+    if ref is not None:
+        return ref
     ref = np.concatenate([encode_texts(list(texts[i:i + 64])) for i in range(0, len(texts), 64)]).astype(np.float32)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, ref)
-    tmp.replace(path)
+    npy_cache.save(path, ref)
     return ref
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("PATCHWORK_HOME", tempfile.mkdtemp(prefix="pw-bench-"))
 
-from engine.train.checkpoint import RunFolder  # noqa: E402
+from engine.runs.checkpoint import RunFolder  # noqa: E402
 from engine.train.loop import train  # noqa: E402
 from engine.train.recipes import recipe_class  # noqa: E402
 

@@ -142,7 +142,7 @@ def _train_recipe(settings, steps: int):
 
 def _loop_samples_per_s(settings, steps: int, warmup: int) -> float:
     from engine.jobs import Progress
-    from engine.train.checkpoint import RunFolder
+    from engine.runs.checkpoint import RunFolder
     from engine.train.loop import train
 
     rec, _ = _train_recipe(settings, steps)
@@ -160,7 +160,7 @@ def _plain_samples_per_s(settings, steps: int, warmup: int) -> float:
     import torch
     import torch.nn.functional as F
 
-    from engine.train.vit import build_vit
+    from engine.models.vit import build_vit
 
     rec, _ = _train_recipe(settings, steps)
     torch.manual_seed(0)

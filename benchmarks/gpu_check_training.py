@@ -85,7 +85,7 @@ def _run(settings, recipe: str, dataset: str, config: dict, run_dir: Path, stop_
 
 def _checkpoint(run_dir: Path) -> dict:
     """Every tensor of the run's latest checkpoint: weights and resume state."""
-    from engine.train.checkpoint import RunFolder
+    from engine.runs.checkpoint import RunFolder
 
     weights, state, _ = RunFolder(run_dir).load()
     return {**{f"w/{k}": v for k, v in weights.items()}, **{f"s/{k}": v for k, v in state.items()}}

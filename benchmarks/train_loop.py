@@ -23,7 +23,7 @@ os.environ.setdefault("PATCHWORK_HOME", tempfile.mkdtemp(prefix="pw-bench-"))
 import numpy as np  # noqa: E402
 
 from engine.jobs import Progress  # noqa: E402
-from engine.train.checkpoint import RunFolder  # noqa: E402
+from engine.runs.checkpoint import RunFolder  # noqa: E402
 from engine.train.loop import train  # noqa: E402
 from engine.train.recipes.supervised import SupervisedRecipe  # noqa: E402
 
@@ -54,7 +54,7 @@ def plain(steps: int) -> float:
     import torch
     import torch.nn.functional as F
 
-    from engine.train.vit import build_vit
+    from engine.models.vit import build_vit
 
     rec = recipe(steps)
     torch.manual_seed(0)

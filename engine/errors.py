@@ -41,6 +41,17 @@ class DeviceError(PatchworkError):
     """A requested device (cuda, mps) that this machine cannot provide."""
 
 
+class TrainingError(PatchworkError):
+    """A run that cannot go on: a NaN loss, out of memory, a full disk, a bad config.
+
+    `step` is the optimisation step it happened at, when there is one.
+    """
+
+    def __init__(self, message: str, step: int | None = None):
+        super().__init__(message)
+        self.step = step
+
+
 class JobCancelled(PatchworkError):
     """Raised by JobHandle.result() when the job was stopped before finishing."""
 

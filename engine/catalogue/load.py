@@ -9,7 +9,7 @@ import time
 
 from engine.catalogue import get
 from engine.catalogue.locate import NEEDS_DOWNLOAD, local_path, state_of
-from engine.catalogue.registry import resolve
+from engine.models.registry import resolve
 from engine.errors import ModelError
 from engine.integrity import verify_sha256
 

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.generate.gallery import save_png
     from engine.generate.quality import evaluate_tiny_unclip, load_judge
     from engine.generate.unclip import TINY, TinyUnclip, load_decoder, load_prior
-    from engine.train.jobs import resolve_run
+    from engine.runs.listing import resolve_run
 
     ap = argparse.ArgumentParser(prog="python -m engine.generate.bundle", description=__doc__.split("\n\n")[0])
     ap.add_argument("--prior", required=True, help="finished unclip_prior run (kind=diffusion)")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.catalogue.registry import register_builder
+from engine.models.registry import register_builder
 from engine.errors import ModelError
 from engine.generate.diffusion import NoiseSchedule, ddim_iter, guided, slerp
 from engine.generate.prior import PriorConfig, build_prior, sample_prior

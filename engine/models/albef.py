@@ -21,7 +21,6 @@ tree (not trained, not saved), as in engine.models.lit.
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,13 +31,14 @@ from torch.nn import functional as F
 
 from engine.configs import reject_unknown_keys
 from engine.errors import ModelError
-from engine.catalogue.registry import register_builder
+from engine.models.registry import register_builder
 from engine.models.locked import LockedMiniLM, build_minilm
+from engine.models.momentum import frozen_copy, momentum_update
 
 
 @dataclass(frozen=True)
 class ALBEFConfig:
-    vision: dict = field(default_factory=dict)  # engine.train.vit.ViTConfig fields (num_classes 0)
+    vision: dict = field(default_factory=dict)  # engine.models.vit.ViTConfig fields (num_classes 0)
     embed_dim: int = 128  # the ITC space
     width: int = 128  # text and fusion width (the ViT's embed_dim, so cross-attention needs no resize)
     text_dim: int = 384  # MiniLM's token width
@@ -159,7 +159,7 @@ class Unimodal(nn.Module):
 
     def __init__(self, cfg: ALBEFConfig):
         super().__init__()
-        from engine.train.vit import ViTConfig, build_vit
+        from engine.models.vit import ViTConfig, build_vit
 
         vcfg = ViTConfig.from_dict({**cfg.vision, "num_classes": 0})
         if vcfg.embed_dim != cfg.width:
@@ -218,7 +218,7 @@ class Momentum(nn.Module):
         super().__init__()
         cfg = model.config
         self.m = cfg.momentum
-        self.unimodal = copy.deepcopy(model.unimodal).requires_grad_(False)
+        self.unimodal = frozen_copy(model.unimodal)
         K = cfg.queue_size
         self.register_buffer("image_queue", F.normalize(torch.randn(cfg.embed_dim, K), dim=0))
         self.register_buffer("text_queue", F.normalize(torch.randn(cfg.embed_dim, K), dim=0))
@@ -227,8 +227,6 @@ class Momentum(nn.Module):
 
     @torch.no_grad()
     def update(self, model: ALBEF) -> None:
-        from engine.train.moco import momentum_update
-
         momentum_update(self.unimodal, model.unimodal, self.m)
 
     @torch.no_grad()

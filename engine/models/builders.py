@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from engine.errors import ModelError
-from engine.catalogue.registry import register_builder
+from engine.models.registry import register_builder
 from engine.models.loading import load_state_dict
 
 #: timm model kwargs a catalogue entry (or an inferred import) may set through its options.

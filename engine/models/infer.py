@@ -48,7 +48,7 @@ class ArchGuess:
     """What an imported file is, in the catalogue's terms (see `ModelEntry`)."""
 
     family: str  # "vit", "clip", "mae", "classifier"
-    builder: str  # a registered builder name (engine.catalogue.registry), e.g. "timm"
+    builder: str  # a registered builder name (engine.models.registry), e.g. "timm"
     arch: str  # the builder's architecture name
     options: tuple[tuple[str, str], ...] = ()
     num_classes: int | None = None  # classifier outputs; 0 for a features-only model, None if not a classifier

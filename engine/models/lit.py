@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from engine.configs import reject_unknown_keys
 from engine.errors import ModelError
-from engine.catalogue.registry import register_builder
+from engine.models.registry import register_builder
 from engine.models.locked import HoldsLocked
 
 #: exp(logit_scale) never exceeds this (CLIP's clamp: it keeps training stable).
@@ -45,7 +45,7 @@ class TinyTextConfig:
 
 @dataclass(frozen=True)
 class LiTConfig:
-    vision: dict = field(default_factory=dict)  # engine.train.vit.ViTConfig fields (num_classes 0)
+    vision: dict = field(default_factory=dict)  # engine.models.vit.ViTConfig fields (num_classes 0)
     embed_dim: int = 128  # the joint embedding space
     text_tower: str = "minilm"  # "minilm" (pretrained) | "tiny" (from scratch)
     lock_text: bool = True  # the text tower does not learn (and is not saved)
@@ -132,7 +132,7 @@ class LiT(HoldsLocked):
 
     def __init__(self, cfg: LiTConfig, text_tower: nn.Module | None):
         super().__init__()
-        from engine.train.vit import ViTConfig, build_vit
+        from engine.models.vit import ViTConfig, build_vit
 
         self.config = cfg
         vcfg = ViTConfig.from_dict({**cfg.vision, "num_classes": 0})

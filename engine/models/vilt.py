@@ -24,7 +24,7 @@ from torch import nn
 
 from engine.configs import reject_unknown_keys
 from engine.errors import ModelError
-from engine.catalogue.registry import register_builder
+from engine.models.registry import register_builder
 from engine.models.albef import CrossAttention
 from engine.models.locked import LockedMiniLM, build_minilm
 

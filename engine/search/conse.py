@@ -11,7 +11,7 @@ import hashlib
 
 import numpy as np
 
-from engine.catalogue.registry import register_builder
+from engine.models.registry import register_builder
 from engine import npy_cache
 from engine.paths import cache_dir, ensure
 from engine.resources import labels

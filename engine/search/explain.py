@@ -16,7 +16,7 @@ from engine import catalogue
 from engine.attention.jobs import attention_job
 from engine.attention.overlay import overlay
 from engine.catalogue.load import load_model
-from engine.catalogue.registry import builder_name
+from engine.models.registry import builder_name
 from engine.errors import PatchworkError
 from engine.images import open_image
 from engine.jobs import Progress

@@ -176,7 +176,7 @@ def _print_result(result: dict, as_json: bool) -> None:
             print(f"  {key}: {100 * value:.2f}%" if key == "accuracy" else f"  {key}: {value:.4f}")
     per_class = metrics.get("per_class_accuracy")
     if per_class is not None:
-        from engine.train.checkpoint import read_json
+        from engine.runs.checkpoint import read_json
 
         classes = read_json(result["card"]).get("classes") or [str(i) for i in range(len(per_class))]
         for name, acc in zip(classes, per_class):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from engine.train.errors import TrainingError
+from engine.errors import TrainingError
 
 BUCKET_BYTES = 25 * 2**20  # gradients are all-reduced in flat buckets of about this size
 

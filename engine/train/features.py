@@ -8,7 +8,7 @@
 * torchvision's ViT: the [CLS] token after the encoder;
 * our MAE: the encoder on the whole image (mask ratio 0), patch tokens averaged;
 * open_clip CLIP: encode_image;
-* SSL backbones trained here (engine.train.backbones): their own forward;
+* SSL backbones trained here (engine.models.backbones): their own forward;
 * a probe/fine-tune classifier trained here: its extractor.
 
 A probe or fine-tune run saves a ProbeClassifier (extractor + head) as its model; it is
@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from engine.catalogue.registry import builder_name, register_builder
+from engine.models.registry import builder_name, register_builder
 from engine.errors import ModelError
 
 #: Catalogue builders whose models have a feature extractor here.

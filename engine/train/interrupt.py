@@ -51,7 +51,7 @@ class StepGuard:
             raise
 
     def _snapshot(self) -> dict:
-        from engine.train.checkpoint import rng_state
+        from engine.runs.checkpoint import rng_state
 
         state = {name: ({k: v.detach().clone() for k, v in m.named_buffers()} if name == "model"
                         else {k: v.detach().clone() for k, v in m.state_dict().items()})
@@ -62,7 +62,7 @@ class StepGuard:
     def _restore(self, saved: dict) -> None:
         import torch
 
-        from engine.train.checkpoint import set_rng_state
+        from engine.runs.checkpoint import set_rng_state
 
         with torch.no_grad():
             for name, m in self.modules.items():

@@ -18,26 +18,15 @@ from pathlib import Path
 
 from engine.jobs import Progress
 from engine.paths import runs_dir
-from engine.train.checkpoint import RunFolder
-from engine.train.errors import TrainingError
-from engine.train.runs import RUNNING, effective_status, mark_active, mark_inactive
+from engine.runs.checkpoint import RunFolder
+from engine.errors import TrainingError
+from engine.runs.listing import RUNNING, effective_status, mark_active, mark_inactive, resolve_run
 
 #: Config keys a resumed run may change: the checkpoint's state fits any value of them. The
 #: learning rate, the length of the run and gradient clipping change what is computed from the
 #: resumed step on (the way out of a NaN); each change is recorded in the card's "resumed_with".
 RESUME_MAY_CHANGE = {"log_every", "checkpoint_every", "checkpoint_seconds", "keep_checkpoints", "eval_batch_size",
                      "lr", "min_lr", "epochs", "max_steps", "grad_clip", "eval_every"}
-
-
-def resolve_run(run: str) -> Path:
-    """A run by folder path, or by name under runs_dir()."""
-    p = Path(run).expanduser()
-    if (p / "card.json").is_file():
-        return p
-    named = runs_dir() / run
-    if (named / "card.json").is_file():
-        return named
-    raise TrainingError(f"no training run {run!r} (looked for {p}/card.json and {named}/card.json)")
 
 
 def default_run_name(recipe: str, dataset: str) -> str:

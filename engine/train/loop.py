@@ -26,13 +26,13 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from engine.catalogue.registry import builder_name
+from engine.models.registry import builder_name
 from engine.jobs import Partial, Progress
-from engine.train.checkpoint import (RunFolder, flatten_optimizer, rng_state, set_rng_state,
+from engine.runs.checkpoint import (RunFolder, flatten_optimizer, rng_state, set_rng_state,
                                      unflatten_optimizer)
-from engine.train.errors import TrainingError
+from engine.errors import TrainingError
 from engine.train.interrupt import StepGuard, StepInterrupted
-from engine.train.runs import process_start_token
+from engine.runs.listing import process_start_token
 
 RUN_FORMAT = "patchwork-run/1"
 

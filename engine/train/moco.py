@@ -26,12 +26,11 @@ No `.cuda()` and no distributed calls here: the modules follow their inputs' dev
 """
 from __future__ import annotations
 
-import copy
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from engine.models.momentum import frozen_copy, momentum_update
 
 
 # ---------------------------------------------------------------------------- losses
@@ -98,22 +97,6 @@ class Encoder(nn.Module):
         return self.head(self.backbone(x))
 
 
-def _copy_without_grad(encoder: nn.Module) -> nn.Module:
-    """f_k initialised as a copy of f_q, never updated by the optimizer."""
-    key = copy.deepcopy(encoder)
-    for p in key.parameters():
-        p.requires_grad = False
-    return key
-
-
-@torch.no_grad()
-def momentum_update(key: nn.Module, query: nn.Module, m: float) -> None:
-    """key.params = m · key.params + (1 - m) · query.params (buffers, e.g. BN statistics, are
-    the key encoder's own, as in the official code)."""
-    for p_k, p_q in zip(key.parameters(), query.parameters()):
-        p_k.mul_(m).add_(p_q.detach(), alpha=1 - m)
-
-
 # ---------------------------------------------------------------------------- v2
 class MoCo(nn.Module):
     """MoCo v2: query encoder, momentum key encoder, a queue of K keys."""
@@ -124,7 +107,7 @@ class MoCo(nn.Module):
         self.K, self.m, self.T = K, m, T
         self.shuffle_keys = shuffle_keys
         self.encoder_q = Encoder(backbone, mlp_v2(backbone.num_features, dim))
-        self.encoder_k = _copy_without_grad(self.encoder_q)
+        self.encoder_k = frozen_copy(self.encoder_q)
         # The queue starts as random unit vectors (as in the paper's code); queue_filled counts
         # the real keys written so far, for the "queue fill" monitor.
         self.register_buffer("queue", F.normalize(torch.randn(dim, K), dim=0))
@@ -182,7 +165,7 @@ class MoCoV3(nn.Module):
         self.T = T
         self.encoder_q = Encoder(backbone, mlp_v3(proj_layers, backbone.num_features, mlp_dim, dim))
         self.predictor = mlp_v3(pred_layers, dim, mlp_dim, dim, last_bn=False)
-        self.encoder_k = _copy_without_grad(self.encoder_q)
+        self.encoder_k = frozen_copy(self.encoder_q)
 
     @torch.no_grad()
     def _update_momentum_encoder(self, m: float) -> None:
@@ -199,7 +182,3 @@ class MoCoV3(nn.Module):
         loss2, _ = contrastive_loss_v3(q2, k1, self.T, gather, offset)
         return loss1 + loss2, logits
 
-
-def cosine_momentum(step: int, total: int, m_base: float) -> float:
-    """MoCo v3's momentum schedule: from m_base up to 1 along a half cosine."""
-    return 1.0 - 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(1, total))) * (1.0 - m_base)

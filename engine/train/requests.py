@@ -9,7 +9,7 @@ import ast
 import inspect
 from dataclasses import MISSING, dataclass, fields
 
-from engine.train.errors import TrainingError
+from engine.errors import TrainingError
 
 #: Dataset kinds each known recipe trains on (a recipe class may say `dataset_kinds` itself).
 DATASET_KINDS = {
@@ -136,24 +136,24 @@ def backbones_job(ctx) -> list[BackboneInfo]:
 
 
 def runs_job(ctx):
-    """The runs list (engine.train.runs.RunInfo rows), newest first."""
-    from engine.train.runs import list_runs
+    """The runs list (engine.runs.listing.RunInfo rows), newest first."""
+    from engine.runs.listing import list_runs
 
     return list_runs()
 
 
 def run_history_job(ctx, run: str, limit: int = 2000) -> dict:
     """A run's logged records for the plots: {"name", "train": [...], "eval": [...], "info"}."""
-    from engine.train.jobs import resolve_run
-    from engine.train.runs import history
+    from engine.runs.listing import resolve_run
+    from engine.runs.listing import history
 
     return history(resolve_run(run), limit)
 
 
 def delete_run_job(ctx, run: str) -> str:
     """Delete a run folder (not while it trains); unloads its model if loaded."""
-    from engine.train.jobs import resolve_run
-    from engine.train.runs import delete_run, read_card
+    from engine.runs.listing import resolve_run
+    from engine.runs.listing import delete_run, read_card
 
     path = resolve_run(run)
     model_id = (read_card(path).get("catalogue") or {}).get("id")

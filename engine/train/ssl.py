@@ -20,7 +20,7 @@ from engine.data.augment import ViewSpec, two_views, view_spec_for
 from engine.data.loader import EpochOrder
 from engine.train.data_prep import (FASHION_MNIST_NAMES, LabelledImages, channel_stats, decode_with_progress,
                                      slug, to_nchw)
-from engine.train.errors import TrainingError
+from engine.errors import TrainingError
 from engine.train.loop import Recipe, TrainConfig
 
 BACKBONES = ("resnet", "vit")
@@ -29,12 +29,12 @@ HIST_BINS = 40  # bins of the positive/negative similarity histograms over [-1, 
 
 @dataclass
 class SSLConfig(TrainConfig):
-    backbone: str = "resnet"  # resnet (a small CIFAR-style ResNet) | vit (engine.train.vit presets)
+    backbone: str = "resnet"  # resnet (a small CIFAR-style ResNet) | vit (engine.models.vit presets)
     # 16 trains 2.8× faster than 32 on a CPU with the same kNN accuracy on Fashion-MNIST in short
     # runs (58.9 vs 58.3% at init, 63.9 vs 64.4% at step 20).
     width: int = 16  # resnet: channels of the first stage (features: 4 × width)
     blocks: int = 1  # resnet: basic blocks per stage
-    vit_model: str = "tiny"  # vit: a preset of engine.train.vit
+    vit_model: str = "tiny"  # vit: a preset of engine.models.vit
     patch_size: int = 0  # vit: 0 = chosen for the image size
     embed_dim: int = 0  # vit: 0 = the preset's
     depth: int = 0
@@ -147,8 +147,8 @@ class SSLRecipe(LabelledImages, Recipe):
 
     # ---------------------------------------------------------------- model
     def backbone_config(self):
-        from engine.train.backbones import BackboneConfig
-        from engine.train.vit import vit_config
+        from engine.models.backbones import BackboneConfig
+        from engine.models.vit import vit_config
 
         cfg = self.config
         size, chans = int(self.train_x.shape[-1]), int(self.train_x.shape[1])
@@ -301,7 +301,7 @@ class SSLRecipe(LabelledImages, Recipe):
             "family": "ssl-backbone", "panels": ["train"],
             "description": f"A {what} pretrained here with {self.name} on {self.dataset_info['name']}; "
                            f"a feature extractor for linear probes and fine-tuning.",
-            "licence": "user", "builder": "engine.train.backbones:build_from_run", "arch": bc.kind,
+            "licence": "user", "builder": "ssl_backbone", "arch": bc.kind,
             "preprocess": {"input_size": bc.img_size, "resize": bc.img_size, "mean": list(self.mean),
                            "std": list(self.std), "interpolation": "bilinear", "grayscale": bc.in_chans == 1},
         }

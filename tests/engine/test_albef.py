@@ -9,7 +9,7 @@ import torch
 from engine.data import captions as fm_captions
 from engine.data import fashion_mnist
 from engine.models.albef import itc_targets, sample_hard_negatives
-from engine.train.checkpoint import RunFolder
+from engine.runs.checkpoint import RunFolder
 from engine.train.loop import train
 from engine.train.recipes import recipe_class
 from tests.engine.training import drive

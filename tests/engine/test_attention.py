@@ -199,7 +199,7 @@ def test_builtin_vit_predicts_real_fashion_mnist_and_its_maps_are_4x4():
 
 
 def test_grad_cam_uses_the_patch_grid_14x14_for_224_16_and_7x7_for_28_4():
-    from engine.train.vit import build_vit, vit_config
+    from engine.models.vit import build_vit, vit_config
 
     torch.manual_seed(0)
     small = build_vit(vit_config("tiny", img_size=28, in_chans=1, num_classes=10, patch_size=4, depth=2)).eval()

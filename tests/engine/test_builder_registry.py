@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from engine import catalogue
-from engine.catalogue import registry
+from engine.models import registry
 from engine.catalogue.load import build_model
 from engine.errors import ModelError
 from engine.paths import data_dir, runs_dir

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.train.checkpoint import RunFolder
+from engine.runs.checkpoint import RunFolder
 from engine.train.loop import _seed_all, train
 from engine.train.memory_bank import InstDisc, MemoryBank
 from engine.train.recipes.instdisc import InstDiscRecipe

@@ -10,7 +10,7 @@ from PIL import Image
 from engine.catalogue.dynamic import run_entries
 from engine.catalogue.load import build_model
 from engine.data import fashion_mnist
-from engine.train.checkpoint import RunFolder
+from engine.runs.checkpoint import RunFolder
 from engine.train.loop import train
 from engine.train.recipes import recipe_class
 from engine.train.recipes.mae import MAERecipe
@@ -102,7 +102,7 @@ def test_a_finished_run_is_an_mae_the_catalogue_can_load(folder, tmp_path, monke
 
 
 def test_bad_settings_are_reported():
-    from engine.train.errors import TrainingError
+    from engine.errors import TrainingError
 
     with pytest.raises(TrainingError, match="mask_ratio"):
         MAERecipe({"mask_ratio": 1.0}, "fashion-mnist")

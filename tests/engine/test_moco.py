@@ -11,9 +11,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engine.train.checkpoint import RunFolder
+from engine.runs.checkpoint import RunFolder
 from engine.train.loop import train
-from engine.train.moco import MoCo, MoCoV3, contrastive_loss_v3, cosine_momentum, info_nce, momentum_update
+from engine.models.momentum import cosine_momentum, momentum_update
+from engine.train.moco import MoCo, MoCoV3, contrastive_loss_v3, info_nce
 from engine.train.recipes.moco_v2 import MoCoV2Recipe
 from engine.train.recipes.moco_v3 import MoCoV3Recipe
 from tests.engine.training import drive, one_thread, write_shapes  # noqa: F401  (one_thread: autouse)
@@ -224,7 +225,7 @@ def test_builtin_moco_backbone_has_learned_features():
     from engine import catalogue
     from engine.catalogue.load import build_model
     from engine.data import fashion_mnist
-    from engine.train.backbones import SmallResNet
+    from engine.models.backbones import SmallResNet
 
     if not fashion_mnist.is_available():
         pytest.skip("needs the real Fashion-MNIST: sudo apt install dataset-fashion-mnist, or the Train panel's Get Fashion-MNIST")

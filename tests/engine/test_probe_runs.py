@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from engine.paths import runs_dir
-from engine.train.checkpoint import RunFolder, tensors_from_file
-from engine.train.errors import TrainingError
+from engine.runs.checkpoint import RunFolder, tensors_from_file
+from engine.errors import TrainingError
 from engine.train.jobs import train_job
 from engine.train.recipes.probe import labelled_subset
-from engine.train.runs import INTERRUPTED, effective_status, list_runs, mark_active, mark_inactive
+from engine.runs.listing import INTERRUPTED, effective_status, list_runs, mark_active, mark_inactive
 from tests.engine.training import drive, one_thread, write_shapes  # noqa: F401  (one_thread: autouse)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,7 +148,7 @@ def test_moco_v2_from_the_cli_killed_mid_run_lists_as_interrupted_and_resumes(sh
 def test_running_card_of_a_live_process_counts_only_if_its_start_time_matches(tmp_path):
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        from engine.train.runs import process_start_token
+        from engine.runs.listing import process_start_token
 
         token = process_start_token(child.pid)
         card = {"status": "running", "pid": child.pid, "process_started": token}
@@ -212,7 +212,7 @@ TINY_VIT = {"embed_dim": 16, "depth": 1, "num_heads": 2, "batch_size": 8, "image
 def test_a_disk_too_small_for_the_checkpoints_refuses_before_training(shapes, tmp_path, monkeypatch):
     import collections
 
-    from engine.train import checkpoint
+    from engine.runs import checkpoint
 
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 2**20, 2**20))
@@ -224,7 +224,7 @@ def test_a_disk_too_small_for_the_checkpoints_refuses_before_training(shapes, tm
 def test_disk_full_while_writing_the_card_keeps_the_checkpoint_and_resumes(shapes, tmp_path, monkeypatch):
     import errno
 
-    from engine.train import checkpoint
+    from engine.runs import checkpoint
 
     real = checkpoint._write_synced
     full = {"on": False}

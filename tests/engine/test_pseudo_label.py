@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.train.checkpoint import RunFolder
-from engine.train.errors import TrainingError
+from engine.runs.checkpoint import RunFolder
+from engine.errors import TrainingError
 from engine.train.loop import train
 from engine.train.pseudo_labels import UNLABELLED, accept, labelled_per_class, pseudo_stats
 from engine.train.recipes.pseudo_label import PseudoLabelRecipe

@@ -22,9 +22,9 @@ from engine.core import Engine
 from engine.data import fashion_mnist
 from engine.jobs import JobEvent, Priority
 from engine.paths import runs_dir
-from engine.train import checkpoint
-from engine.train.checkpoint import RunFolder
-from engine.train.errors import TrainingError
+from engine.runs import checkpoint
+from engine.runs.checkpoint import RunFolder
+from engine.errors import TrainingError
 from engine.train.loop import WarmupCosine, train
 from engine.train.recipes.supervised import SupervisedRecipe
 from tests.engine.training import drive, write_shapes
@@ -174,7 +174,7 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(shapes, tmp_path, 
 # ------------------------------------------------------------------------------ exact resume after kill -9
 KILLED_RUN = textwrap.dedent("""
     import os, signal, sys
-    from engine.train.checkpoint import RunFolder
+    from engine.runs.checkpoint import RunFolder
     from engine.train.jobs import train_job
 
     class Ctx:

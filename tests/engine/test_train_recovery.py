@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from engine.train import checkpoint
-from engine.train.checkpoint import RunFolder
-from engine.train.errors import TrainingError
+from engine.runs import checkpoint
+from engine.runs.checkpoint import RunFolder
+from engine.errors import TrainingError
 from engine.train.jobs import train_job
 from engine.train.loop import train
 from engine.train.recipes.supervised import SupervisedRecipe

@@ -11,7 +11,7 @@ import pytest
 from safetensors.torch import load_file
 
 from engine.data import fashion_mnist
-from engine.train.checkpoint import RunFolder
+from engine.runs.checkpoint import RunFolder
 from engine.train.loop import train
 from tests.engine.training import drive
 

@@ -11,7 +11,7 @@ import torch
 from engine.data import fashion_mnist
 from engine.models.vilt import ViLT, ViLTConfig
 from engine.paths import runs_dir
-from engine.train.checkpoint import RunFolder
+from engine.runs.checkpoint import RunFolder
 from engine.train.loop import train
 from engine.train.recipes import recipe_class
 from tests.engine.training import drive, one_thread  # noqa: F401  (one intra-op thread here too)

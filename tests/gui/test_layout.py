@@ -70,7 +70,7 @@ def fill_generate(panel) -> None:
 
 
 def fill_train(panel) -> None:
-    from engine.train.runs import RunInfo
+    from engine.runs.listing import RunInfo
 
     for step in range(0, 61, 4):  # a MoCo run: loss, lr, throughput, instance accuracy and queue fill
         panel.plots.add_record("moco", {"kind": "train", "step": step, "total_steps": 60, "loss": 6 - step / 20,

@@ -93,7 +93,7 @@ def test_pretrain_button_refreshes_a_fixed_image_and_stops(window, qtbot):
     qtbot.waitUntil(lambda: not box.running(), timeout=30_000)
     assert "Stopped" in box.status.text() and box.start_button.isEnabled() and box.use_button.isVisible()
     from engine.paths import runs_dir
-    from engine.train.checkpoint import RunFolder
+    from engine.runs.checkpoint import RunFolder
 
     card = RunFolder(runs_dir() / box.run_name).read_card()
     assert card["status"] == "stopped" and card["recipe"] == "mae"

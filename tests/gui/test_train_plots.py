@@ -11,7 +11,7 @@ pytestmark = pytest.mark.skipif(not fashion_mnist.is_available(), reason="needs 
 
 
 def _clip_partials(tmp_path) -> list[dict]:
-    from engine.train.checkpoint import RunFolder
+    from engine.runs.checkpoint import RunFolder
     from engine.train.loop import train
     from engine.train.recipes.clip import CLIPRecipe
 

@@ -1,7 +1,7 @@
 """The runs list shows a running job's own step: its card is written only at checkpoints."""
 from __future__ import annotations
 
-from engine.train.runs import RunInfo
+from engine.runs.listing import RunInfo
 from gui.panels.train.runs_table import RunsTable
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from engine.train.errors import TrainingError
+from engine.errors import TrainingError
 
 RECIPES: dict[str, str] = {
     "supervised": "engine.train.recipes.supervised:SupervisedRecipe",

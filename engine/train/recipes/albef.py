@@ -33,9 +33,9 @@ from engine.data import captions as fm_captions
 from engine.data.loader import step_generator
 from engine.train.classify_eval import classification_metrics
 from engine.train.data_prep import FASHION_MNIST_NAMES, slug
-from engine.train.errors import TrainingError
+from engine.errors import TrainingError
 from engine.train.recipes.clip import CLIPConfig, CLIPRecipe
-from engine.train.vit import vit_config
+from engine.models.vit import vit_config
 
 
 @dataclass

@@ -29,9 +29,9 @@ from engine.data.loader import EpochOrder, step_generator
 from engine.train.classify_eval import classification_metrics
 from engine.train.data_prep import (FASHION_MNIST_NAMES, LabelledImages, channel_stats, decode_with_progress,
                                      slug, to_nchw)
-from engine.train.errors import TrainingError
+from engine.errors import TrainingError
 from engine.train.loop import Recipe, TrainConfig
-from engine.train.vit import PRESETS, vit_config
+from engine.models.vit import PRESETS, vit_config
 
 
 class FashionMNISTCaptions:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.data.loader import step_generator
-from engine.train.errors import TrainingError
+from engine.errors import TrainingError
 from engine.train.ssl import SSLConfig, SSLRecipe
 
 
@@ -48,7 +48,7 @@ class InstDiscRecipe(SSLRecipe):
     dataset_kinds = ("fashion-mnist", "classes", "unlabelled")
 
     def build(self) -> None:
-        from engine.train.backbones import build_backbone
+        from engine.models.backbones import build_backbone
         from engine.train.memory_bank import InstDisc
 
         cfg = self.config

@@ -17,7 +17,7 @@ from engine.data import fashion_mnist
 from engine.data.loader import EpochOrder, step_generator
 from engine.train.data_prep import (FASHION_MNIST_NAMES, channel_stats, decode_with_progress, read_fashion_mnist,
                                      slug, to_nchw)
-from engine.train.errors import TrainingError
+from engine.errors import TrainingError
 from engine.train.loop import Recipe, TrainConfig
 
 PRESETS = ("tiny", "small")
@@ -216,7 +216,7 @@ class MAERecipe(Recipe):
             "description": (f"A masked autoencoder ({mc.depth}-block {mc.embed_dim}-d encoder, {mc.decoder_depth}-block "
                             f"{mc.decoder_embed_dim}-d decoder, {mc.patch_size}-px patches) pretrained here on "
                             f"{self.dataset_info['name']}."),
-            "licence": "user", "builder": "engine.models.builders:build_mae", "arch": "mae_vit_tiny",
+            "licence": "user", "builder": "mae", "arch": "mae_vit_tiny",
             "options": options,
             "preprocess": {"input_size": mc.img_size, "resize": mc.img_size, "mean": list(self.mean),
                            "std": list(self.std), "interpolation": "bilinear", "grayscale": mc.in_chans == 1},

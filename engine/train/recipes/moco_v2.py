@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.data.loader import step_generator
-from engine.train.errors import TrainingError
+from engine.errors import TrainingError
 from engine.train.ssl import SSLConfig, SSLRecipe
 
 
@@ -52,7 +52,7 @@ class MoCoV2Recipe(SSLRecipe):
     family_title = "MoCo v2"
 
     def build(self) -> None:
-        from engine.train.backbones import build_backbone
+        from engine.models.backbones import build_backbone
         from engine.train.moco import MoCo
 
         cfg = self.config

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.data.loader import step_generator
-from engine.train.errors import TrainingError
+from engine.errors import TrainingError
 from engine.train.ssl import SSLConfig, SSLRecipe
 
 
@@ -45,7 +45,7 @@ class MoCoV3Recipe(SSLRecipe):
     family_title = "MoCo v3"
 
     def build(self) -> None:
-        from engine.train.backbones import build_backbone
+        from engine.models.backbones import build_backbone
         from engine.train.moco import MoCoV3
 
         cfg = self.config
@@ -94,7 +94,7 @@ class MoCoV3Recipe(SSLRecipe):
                       "momentum": self.momentum}
 
     def after_step(self, step: int) -> None:
-        from engine.train.moco import cosine_momentum
+        from engine.models.momentum import cosine_momentum
 
         self.momentum = cosine_momentum(step, self.total_steps(), self.config.m)
         self.moco._update_momentum_encoder(self.momentum)

@@ -31,7 +31,7 @@ from engine.jobs import Progress
 from engine.train.classify_eval import classification_metrics, classify_in_chunks
 from engine.train.data_prep import (FASHION_MNIST_NAMES, LabelledImages, decode_with_progress, held_out_split,
                                      labels_reference, slug, to_nchw)
-from engine.train.errors import TrainingError
+from engine.errors import TrainingError
 from engine.train.loop import Recipe, TrainConfig
 
 
@@ -251,7 +251,7 @@ class LinearProbeRecipe(LabelledImages, Recipe):
             "family": "classifier", "panels": ["classify"],
             "description": f"{self.entry.name} with a linear head, {what} here on {self.dataset_info['name']} "
                            f"with {pct} of the training labels.",
-            "licence": self.entry.licence, "builder": "engine.train.features:build_probe_from_run",
+            "licence": self.entry.licence, "builder": "probe",
             "labels": labels, "arch": self.mode, "preprocess": asdict(self.entry.preprocess),
         }
 

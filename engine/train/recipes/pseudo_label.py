@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.train.distributed import shard
-from engine.train.errors import TrainingError
+from engine.errors import TrainingError
 from engine.train.pseudo_labels import UNLABELLED, accept, labelled_per_class, pseudo_stats
 from engine.train.recipes.supervised import SupervisedConfig, SupervisedRecipe
 

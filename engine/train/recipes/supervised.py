@@ -15,9 +15,9 @@ from engine.data.loader import EpochOrder, step_generator
 from engine.train.classify_eval import classification_metrics, classify_in_chunks
 from engine.train.data_prep import (FASHION_MNIST_NAMES, LabelledImages, channel_stats, decode_with_progress,
                                      held_out_split, labels_reference, slug, to_nchw)
-from engine.train.errors import TrainingError
+from engine.errors import TrainingError
 from engine.train.loop import Recipe, TrainConfig
-from engine.train.vit import PRESETS, ViTConfig, vit_config
+from engine.models.vit import PRESETS, ViTConfig, vit_config
 
 @dataclass
 class SupervisedConfig(TrainConfig):
@@ -108,7 +108,7 @@ class SupervisedRecipe(LabelledImages, Recipe):
     def build(self) -> None:
         import torch
 
-        from engine.train.vit import build_vit
+        from engine.models.vit import build_vit
 
         self.vit_config = self.model_config()
         self.model = build_vit(self.vit_config).to(self.device)
@@ -185,7 +185,7 @@ class SupervisedRecipe(LabelledImages, Recipe):
             "family": "classifier", "panels": ["classify", "attention"],
             "description": (f"A {vc.depth}-block ViT ({vc.embed_dim}-d, {vc.num_heads} heads, "
                             f"{vc.patch_size}-px patches) trained here on {self.dataset_info['name']}."),
-            "licence": "user", "builder": "engine.train.vit:build_from_run", "labels": labels, "arch": "vit",
+            "licence": "user", "builder": "vit", "labels": labels, "arch": "vit",
             "preprocess": {"input_size": vc.img_size, "resize": vc.img_size, "mean": list(self.mean),
                            "std": list(self.std), "interpolation": "bilinear", "grayscale": grayscale},
         }

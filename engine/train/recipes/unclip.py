@@ -15,7 +15,6 @@ it once, before the first step (cached on disk by the CLIP weights' hash).
 """
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
 
@@ -25,7 +24,7 @@ from engine.data import captions as fm_captions
 from engine.data.loader import EpochOrder, step_generator
 from engine.jobs import Progress
 from engine.train.data_prep import LabelledImages
-from engine.train.errors import TrainingError
+from engine.errors import TrainingError
 from engine.train.loop import Recipe, TrainConfig
 from engine.train.recipes.clip import FashionMNISTCaptions
 from engine.train.recipes.supervised import FASHION_MNIST_NAMES
@@ -251,12 +250,13 @@ class DecoderRecipe(_UnclipRecipe):
 
         from engine.generate.diffusion import NoiseSchedule
         from engine.generate.unet import UNet, UNetConfig
+        from engine.models.momentum import frozen_copy
 
         cfg = self.config
         self.unet_config = UNetConfig(channels=tuple(int(c) for c in cfg.channels.split(",")),
                                       mid_channels=cfg.mid_channels, cond_dim=self.embed_dim)
         self.online = UNet(self.unet_config).to(self.device)
-        self.ema = copy.deepcopy(self.online).requires_grad_(False)
+        self.ema = frozen_copy(self.online)
         self.schedule = NoiseSchedule.cosine()
         self._x = torch.from_numpy(self.train_x).to(self.device)
         self._tensors()

@@ -30,7 +30,7 @@ import numpy as np
 from engine.data import captions as fm_captions
 from engine.data.loader import step_generator
 from engine.train.classify_eval import classification_metrics
-from engine.train.errors import TrainingError
+from engine.errors import TrainingError
 from engine.train.recipes.albef import ALBEFRecipe, itm_pairs, torch_index
 from engine.train.recipes.clip import CLIPConfig
 
@@ -74,7 +74,7 @@ class ViLTRecipe(ALBEFRecipe):
     # ---------------------------------------------------------------- model
     def model_config(self):
         from engine.models.vilt import ViLTConfig
-        from engine.train.vit import patch_size_for
+        from engine.models.vit import patch_size_for
 
         cfg, side = self.config, int(self.train_x.shape[-1])
         return ViLTConfig(img_size=side, in_chans=int(self.train_x.shape[1]),

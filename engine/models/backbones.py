@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engine.errors import ModelError
-from engine.catalogue.registry import register_builder
+from engine.models.registry import register_builder
 
 
 class SplitBatchNorm(nn.BatchNorm2d):
@@ -96,7 +96,7 @@ class BackboneConfig:
     in_chans: int = 1
     width: int = 32  # resnet
     blocks: int = 1  # resnet: blocks per stage
-    vit: dict | None = None  # vit: an engine.train.vit.ViTConfig as a dict (num_classes 0)
+    vit: dict | None = None  # vit: an engine.models.vit.ViTConfig as a dict (num_classes 0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,7 +106,7 @@ def build_backbone(cfg: BackboneConfig, bn_splits: int = 1) -> nn.Module:
     if cfg.kind == "resnet":
         return SmallResNet(cfg.in_chans, cfg.width, cfg.blocks, bn_splits)
     if cfg.kind == "vit":
-        from engine.train.vit import ViTConfig, build_vit
+        from engine.models.vit import ViTConfig, build_vit
 
         model = build_vit(ViTConfig.from_dict({**(cfg.vit or {}), "num_classes": 0}))
         return model  # timm's VisionTransformer: num_features set, head is Identity

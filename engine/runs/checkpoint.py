@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.train.errors import TrainingError
+from engine.errors import TrainingError
 
 CHECKPOINTS = "checkpoints"
 CARD = "card.json"
@@ -371,7 +371,7 @@ def export_model(run_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:
     card = {k: v for k, v in card.items() if k not in ("pid",)}
     card.update(sha256=sha, exported_from=str(run.path.name))
     if isinstance(card.get("catalogue"), dict):  # no longer a run: an exported model file
-        from engine.catalogue.registry import builder_name
+        from engine.models.registry import builder_name
 
         card["catalogue"] = {**card["catalogue"], "id": out.name,
                              "builder": builder_name(card["catalogue"]["builder"])}

@@ -1,4 +1,5 @@
-"""The runs folder as a list: status (with killed runs recognised), best metric, history.
+"""The runs folder as a list: status (with killed runs recognised), best metric, history, and
+a run found by its name or folder (resolve_run).
 
 A card says "running" from the moment a run starts until its `finally` block writes the
 outcome; `kill -9`, a power cut or a crash of the whole process skip that block. So a
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.paths import runs_dir
-from engine.train.errors import TrainingError
+from engine.errors import TrainingError
 
 RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED = "running", "finished", "stopped", "failed", "interrupted"
 
@@ -166,6 +167,17 @@ def read_card(path) -> dict:
         raise TrainingError(f"{path}/card.json: unreadable ({exc})") from None
 
 
+def resolve_run(run: str) -> Path:
+    """A run by folder path, or by name under runs_dir()."""
+    p = Path(run).expanduser()
+    if (p / "card.json").is_file():
+        return p
+    named = runs_dir() / run
+    if (named / "card.json").is_file():
+        return named
+    raise TrainingError(f"no training run {run!r} (looked for {p}/card.json and {named}/card.json)")
+
+
 def list_runs(folder: Path | None = None) -> list[RunInfo]:
     """Every run under the runs folder, newest first; unreadable cards are skipped."""
     folder = folder or runs_dir()
@@ -182,7 +194,7 @@ def list_runs(folder: Path | None = None) -> list[RunInfo]:
 
 def history(path, limit: int = 2000) -> dict:
     """The run's logged records for plotting: train records thinned to about `limit`, every eval."""
-    from engine.train.checkpoint import RunFolder
+    from engine.runs.checkpoint import RunFolder
 
     run = RunFolder(path)
     records = run.read_metrics()

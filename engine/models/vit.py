@@ -15,7 +15,7 @@ from pathlib import Path
 
 from engine.configs import reject_unknown_keys
 from engine.errors import ModelError
-from engine.catalogue.registry import register_builder
+from engine.models.registry import register_builder
 
 
 @dataclass(frozen=True)

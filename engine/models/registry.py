@@ -26,8 +26,8 @@ HOMES: dict[str, str] = {
     "efficientnet_lite": "engine.models.builders",
     "conse": "engine.search.conse",
     "labelspace": "engine.models.builders",
-    "vit": "engine.train.vit",
-    "ssl_backbone": "engine.train.backbones",
+    "vit": "engine.models.vit",
+    "ssl_backbone": "engine.models.backbones",
     "lit": "engine.models.lit",
     "albef": "engine.models.albef",
     "vilt": "engine.models.vilt",
@@ -71,7 +71,7 @@ _registered: dict[str, Builder] = {}
 def register_builder(name: str) -> Callable[[Builder], Builder]:
     """Decorator: make `fn` the builder a card can name as `name` (which HOMES must list)."""
     if name not in HOMES:
-        raise ValueError(f"builder name {name!r} is missing from engine.catalogue.registry.HOMES")
+        raise ValueError(f"builder name {name!r} is missing from engine.models.registry.HOMES")
 
     def register(fn: Builder) -> Builder:
         _registered[name] = fn

@@ -5,6 +5,8 @@ Created on the engine thread; this is where torch is first imported.
 from __future__ import annotations
 
 import gc
+import os
+import sys
 
 from engine.device import device_name, select_device
 from engine.jobs import EngineStatus
@@ -33,12 +35,10 @@ class EngineContext:
             self.torch.cuda.empty_cache()
 
     def status(self, busy: bool) -> EngineStatus:
-        from engine.core import _rss_mb
-
         accel = None
         if self.device.startswith("cuda"):
             accel = self.torch.cuda.memory_allocated(self.torch.device(self.device)) / 2**20
-        return EngineStatus(device=self.device, device_name=device_name(self.device), rss_mb=_rss_mb(),
+        return EngineStatus(device=self.device, device_name=device_name(self.device), rss_mb=rss_mb(),
                             accel_mb=accel, loaded_models=self.models.loaded(), busy=busy,
                             torch_version=self.torch.__version__, budget_mb=self.models.budget_mb)
 
@@ -82,3 +82,16 @@ def unload_models_job(ctx: JobContext, model_id: str | None = None) -> tuple:
             ctx.models.unload(key)
     ctx.engine._free_accelerator()
     return ctx.models.loaded()
+
+
+def rss_mb() -> float:
+    """Resident memory of this process in MB (Linux /proc; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, AttributeError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 1024

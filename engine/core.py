@@ -405,8 +405,10 @@ class Engine:
         if self.context is not None:
             self.status = self.context.status(busy)
         else:
+            from engine.context import rss_mb  # no context yet: the process's memory still counts
+
             msg = self._startup_error.message if self._startup_error else "starting"
-            self.status = EngineStatus("none", msg, _rss_mb(), None, (), busy)
+            self.status = EngineStatus("none", msg, rss_mb(), None, (), busy)
         self._emit(self.status)
 
     def _emit(self, event: Any) -> None:
@@ -425,17 +427,3 @@ def _error_info(exc: BaseException) -> ErrorInfo:
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return ErrorInfo(type=type(exc).__name__, message=message, expected=expected, traceback=tb)
 
-
-def _rss_mb() -> float:
-    """Resident memory of this process in MB (Linux /proc; peak RSS elsewhere)."""
-    try:
-        with open("/proc/self/statm") as f:
-            pages = int(f.read().split()[1])
-        import os
-
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, AttributeError):
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / 2**20 if sys.platform == "darwin" else peak / 1024

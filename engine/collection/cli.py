@@ -43,7 +43,7 @@ def _usage_problem(args) -> str | None:
 
 
 def run(args) -> int:
-    from engine.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, exit_code, out_file_problem, say_error
+    from engine.cli_support import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, exit_code, out_file_problem, say_error
     from engine.core import Engine
     from engine.errors import JobFailed
     from engine.jobs import Priority
@@ -79,7 +79,7 @@ def run(args) -> int:
 
 
 def _print_map(res, args) -> int:
-    from engine.cli import EXIT_BAD_INPUT, EXIT_OK, save_image, say_error
+    from engine.cli_support import EXIT_BAD_INPUT, EXIT_OK, save_image, say_error
     from engine.paths import printable_path
 
     if args.out:

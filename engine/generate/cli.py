@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from engine.cli import (EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, out_dir_problem, say_error,
+from engine.cli_support import (EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, out_dir_problem, say_error,
                         warn_domain)
 
 
@@ -40,8 +40,8 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from engine.core import Engine
     from engine.errors import JobCancelled, JobFailed
-
-    from engine.generate.jobs import GenerateError, _check, _check_size
+    from engine.generate.jobs import _check, _check_size
+    from engine.generate.results import GenerateError
 
     if not args.prompt.strip() and not args.image:
         say_error("give a PROMPT that is not empty (or --image PATH for variations)")

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from engine.domain_check import DomainWarning, combine, image_warning, prompt_warning
 from engine.errors import PatchworkError
+from engine.generate.results import (EmbeddingInsight, GeneratedImage, GenerateError, GeneratePreview,
+                                     GenerateResult, InterpolationResult, now)
 from engine.jobs import Partial, Progress
 from engine.stopping import Interrupted, next_or_stop
 
@@ -33,66 +34,7 @@ NEIGHBOURS = 8
 MAX_IMAGES = 16
 
 
-class GenerateError(PatchworkError):
-    """A generation request that cannot run as asked."""
-
-
-@dataclass(frozen=True)
-class EmbeddingInsight:
-    """What an image embedding is close to: the two stages are not a black box."""
-
-    classes: tuple[str, ...]
-    class_probs: np.ndarray  # (C,) CLIP's zero-shot softmax over the class prompts
-    class_cos: np.ndarray  # (C,) cosine similarity to each class prompt
-    neighbours: np.ndarray  # (k, 28, 28) uint8: the nearest training images
-    neighbour_labels: tuple[str, ...] = ()
-    neighbour_cos: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    text_cos: float | None = None  # cosine to the prompt's own text embedding, when there is one
-
-
-@dataclass(frozen=True)
-class GeneratedImage:
-    pixels: np.ndarray  # (H, W) or (H, W, 3) uint8
-    seed: int
-    params: dict  # what the PNG carries; generating with these (n = 1) gives this image again
-    path: str | None = None  # the gallery PNG, when saved
-
-
-@dataclass(frozen=True)
-class GeneratePreview:
-    stage: str  # "prior" | "decoder"
-    step: int
-    total: int
-    images: np.ndarray | None  # (n, H, W[, 3]) uint8: the current estimate of the clean images
-    insights: tuple[EmbeddingInsight, ...] = ()
-
-
-@dataclass(frozen=True)
-class GenerateResult:
-    images: tuple[GeneratedImage, ...]
-    insights: tuple[EmbeddingInsight, ...]
-    model: str
-    params: dict
-    seconds: float
-    notes: tuple[str, ...] = ()
-    domain_warning: DomainWarning | None = None  # the prompt or image lies outside what the model knows
-
-
-@dataclass(frozen=True)
-class InterpolationResult:
-    frames: np.ndarray  # (K, H, W) uint8, from a to b
-    gif_path: str
-    insights: tuple[EmbeddingInsight, ...]
-    params: dict
-    seconds: float
-    domain_warning: DomainWarning | None = None  # an end's prompt or image lies outside what the model knows
-
-
 # ---------------------------------------------------------------------------- helpers
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def _check(steps: int, guidance: float, n: int) -> None:
     if not 1 <= int(steps) <= 1000:
         raise GenerateError(f"steps must be between 1 and 1000 (got {steps})")
@@ -284,7 +226,7 @@ def _tiny_generate(ctx, s, prompt, negative_prompt, seed, steps, guidance, n, pr
     seconds = time.perf_counter() - t0
     common = {"model": s.id, "prompt": prompt, "negative_prompt": negative_prompt, "steps": steps,
               "guidance": guidance, "prior": prior if kind == "text" else None, "prior_steps": prior_steps,
-              "prior_guidance": prior_guidance, "kind": kind, "batch_seed": seed, "created": _now()}
+              "prior_guidance": prior_guidance, "kind": kind, "batch_seed": seed, "created": now()}
     if image:
         common["source_image"] = str(Path(image).resolve())
     images = []
@@ -366,7 +308,7 @@ def interpolate_job(ctx, a: dict, b: dict, frames: int = 8, seed: int = 0, steps
     gif = Path(gif_path) if gif_path else gallery_dir() / "interpolations" / f"{stamp}-s{seed}.gif"
     save_gif(list(strip), gif, frame_ms=frame_ms)
     params = {"model": s.id, "a": a, "b": b, "frames": K, "seed": int(seed), "steps": int(steps),
-              "guidance": float(guidance), "prior": prior, "created": _now()}
+              "guidance": float(guidance), "prior": prior, "created": now()}
     return InterpolationResult(strip, str(gif), insights, params, time.perf_counter() - t0, combine(*warnings))
 
 

@@ -56,7 +56,7 @@ def kandinsky_job(ctx, s, *, prompt: str, negative_prompt: str, seed: int, steps
 
     from engine.catalogue.load import load_model
     from engine.generate.gallery import save_png
-    from engine.generate.jobs import GenerateError, GeneratedImage, GeneratePreview, GenerateResult, _now
+    from engine.generate.results import GeneratedImage, GenerateError, GeneratePreview, GenerateResult, now
 
     t0 = time.perf_counter()
     yield Progress(None, "loading Kandinsky 2.2 (prior and decoder)")
@@ -142,7 +142,7 @@ def kandinsky_job(ctx, s, *, prompt: str, negative_prompt: str, seed: int, steps
         raise ModelError("Kandinsky 2.2 stopped before finishing")
     common = {"model": s.id, "prompt": prompt, "negative_prompt": negative_prompt, "steps": steps,
               "guidance": guidance, "prior_steps": prior_steps, "prior_guidance": prior_guidance,
-              "kind": "variation" if image else "text", "batch_seed": seed, "created": _now(),
+              "kind": "variation" if image else "text", "batch_seed": seed, "created": now(),
               "width": width, "height": height}
     out_images = []
     for i, px in enumerate(images):

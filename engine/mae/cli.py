@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from engine.cli import (EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, out_file_problem, run_one, save_image, say_error,
+from engine.cli_support import (EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, out_file_problem, run_one, save_image, say_error,
                         warn_domain)
 
 

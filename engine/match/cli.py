@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from engine.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, run_one, warn_domain
+from engine.cli_support import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, run_one, warn_domain
 
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:

@@ -58,7 +58,7 @@ def _print_no_match(out, as_json: bool) -> None:
 
 
 def _print_hits(out, args) -> int:
-    from engine.cli import EXIT_OK
+    from engine.cli_support import EXIT_OK
     from engine.paths import printable_path
 
     for hit in out.hits:
@@ -71,7 +71,7 @@ def _print_hits(out, args) -> int:
 
 def _quick(args) -> int:
     """A text-only query on a label-space model, in this process and without torch (engine/search/quick.py)."""
-    from engine.cli import EXIT_BAD_INPUT, say_error
+    from engine.cli_support import EXIT_BAD_INPUT, say_error
     from engine.errors import PatchworkError
     from engine.search.quick import quick_search
 
@@ -85,7 +85,7 @@ def _quick(args) -> int:
 
 
 def run(args) -> int:
-    from engine.cli import EXIT_OK, EXIT_USAGE, exit_code, say_error
+    from engine.cli_support import EXIT_OK, EXIT_USAGE, exit_code, say_error
     from engine.core import Engine
     from engine.errors import JobFailed
     from engine.paths import printable_path

@@ -12,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-from engine.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, say_error
+from engine.cli_support import EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, say_error
 
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:

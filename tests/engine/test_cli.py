@@ -78,7 +78,8 @@ def test_models_json():
 @pytest.mark.parametrize("argv", [["classify", "x.jpg", "--top", "0"]])
 def test_top_must_be_positive(argv, capsys):
     # In-process (no torch import needed): the check comes before the engine starts.
-    from engine.cli import EXIT_USAGE, build_parser, run
+    from engine.cli import build_parser, run
+    from engine.cli_support import EXIT_USAGE
 
     assert run(build_parser().parse_args(argv)) == EXIT_USAGE
     assert "--top must be at least 1" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE
+from engine.cli_support import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE
 
 SKIMAGE_DATA = Path(__import__("importlib.util").util.find_spec("skimage").submodule_search_locations[0]) / "data"
 COFFEE = str(SKIMAGE_DATA / "coffee.png")

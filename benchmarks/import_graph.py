@@ -11,8 +11,9 @@ file counts, wherever it stands. Printed:
 - package graph: the packages and top modules directly under engine/ ("units"), an edge
   when any file of one imports any file of another; its strongly connected components
   (a DAG has none bigger than one unit) and the pairs of units that reach each other;
-- upward imports: imports from a unit into a unit of a higher layer (LAYERS below, lowest
-  first; the same order import-linter's layers contract in pyproject.toml enforces);
+- upward imports: imports from a unit into a unit of a higher layer, or sideways into an
+  independent sibling ("|"), by the layers contract in pyproject.toml (what import-linter
+  enforces; the same list is read here, so the two never disagree);
 - the longest functions in engine/ and gui/ (lines, decorators and docstring included).
 """
 from __future__ import annotations
@@ -25,30 +26,32 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: The engine's layers, highest first (as import-linter writes them); a unit may import units
-#: of its own layer or lower ones. Units in one layer (separated by "|") must not import each other.
-LAYERS = [
-    "cli",
-    "classify | attention | mae | match | search | collection | generate | domain_check",
-    "train",
-    "catalogue",
-    "downloads",
-    "runs",
-    "models | data",
-    "core",
-    "context",
-    "jobs | runtime | stopping | gc_quiet | instance | npy_cache",
-    "device | images | preprocess | configs | resources | integrity | paths | errors",
-]
+def engine_layers(root: Path) -> list[str]:
+    """The layers contract of pyproject.toml (highest first; "|" or ":" between siblings)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    for contract in config["tool"]["importlinter"]["contracts"]:
+        if contract.get("type") == "layers" and contract.get("containers") == ["engine"]:
+            return contract["layers"]
+    return []
 
 
-def layer_of() -> dict[str, int]:
+def layer_of(layers: list[str]) -> dict[str, int]:
     """unit -> layer rank (0 = lowest)."""
     ranks = {}
-    for rank, layer in enumerate(reversed(LAYERS)):
-        for unit in layer.split("|"):
+    for rank, layer in enumerate(reversed(layers)):
+        for unit in layer.replace(":", "|").split("|"):
             ranks[unit.strip()] = rank
     return ranks
+
+
+def independent(layers: list[str]) -> set[str]:
+    """Units that share a layer with siblings they must not import ("|")."""
+    return {u.strip() for layer in layers if "|" in layer for u in layer.split("|")}
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -153,7 +156,7 @@ def longest_functions(root: Path, top: int = 5) -> list[tuple[int, str]]:
     return sorted(found, reverse=True)[:top]
 
 
-def report(root: Path, show_edges: bool = False) -> dict:
+def report(root: Path, show_edges: bool = False, layers: list[str] | None = None) -> dict:
     files, edges = engine_graph(root)
     mod_graph = {m: set(edges.get(m, {})) for m in files}
     mod_cycles = [c for c in tarjan(mod_graph) if len(c) > 1]
@@ -170,12 +173,13 @@ def report(root: Path, show_edges: bool = False) -> dict:
     sccs = [c for c in tarjan(unit_graph) if len(c) > 1]
     mutual = sorted((a, b) for (a, b) in unit_edges if a < b and (b, a) in unit_edges)
 
-    ranks = layer_of()
+    layers = layers or engine_layers(REPO)
+    ranks, apart = layer_of(layers), independent(layers)
     unknown = [u for u in units if u not in ranks]
     upward = [(a, b, site) for (a, b), sites in sorted(unit_edges.items())
               if a in ranks and b in ranks and ranks[b] > ranks[a] for site in sites]
     sideways = [(a, b, site) for (a, b), sites in sorted(unit_edges.items())
-                if a in ranks and b in ranks and ranks[b] == ranks[a] for site in sites]
+                if a in apart and b in apart and ranks.get(b) == ranks.get(a) for site in sites]
 
     print(f"engine: {len(files)} modules, {len(units)} units (packages and top modules)")
     print(f"module cycles (SCCs > 1 module, lazy imports counted): {len(mod_cycles)}")
@@ -187,7 +191,8 @@ def report(root: Path, show_edges: bool = False) -> dict:
     print(f"unit pairs importing each other: {len(mutual)}")
     for a, b in mutual:
         print(f"    {a} <-> {b}")
-    print(f"upward imports (into a higher layer): {len(upward)}; within one layer: {len(sideways)}")
+    print(f"upward imports (into a higher layer): {len(upward)}; sideways (into an independent sibling): "
+          f"{len(sideways)}")
     for a, b, site in upward + sideways:
         print(f"    {a} -> {b}: {site}")
     if unknown:
@@ -198,7 +203,7 @@ def report(root: Path, show_edges: bool = False) -> dict:
         for (a, b), sites in sorted(unit_edges.items()):
             print(f"{a} -> {b} ({len(sites)})")
     return {"module_cycles": len(mod_cycles), "sccs": len(sccs),
-            "largest_scc": max((len(c) for c in sccs), default=1), "upward": len(upward) + len(sideways),
+            "largest_scc": max((len(c) for c in sccs), default=1), "upward": len(upward), "sideways": len(sideways),
             "longest": longest[0][0]}
 
 
@@ -207,7 +212,7 @@ def main() -> int:
     ap.add_argument("--edges", action="store_true")
     ap.add_argument("--root", type=Path, default=REPO)
     args = ap.parse_args()
-    report(args.root, args.edges)
+    report(args.root, args.edges, engine_layers(REPO))  # an older tree is measured against today's layers
     return 0
 
 

@@ -91,7 +91,7 @@ def domain_of(entry: ModelEntry) -> Domain | None:
         if dataset.get("name") != FASHION_MNIST:
             return None
         # A run trained here on Fashion-MNIST: the same domain as the built-ins, its captions' words.
-        from engine.domain_check.prompts import caption_vocabulary
+        from engine.data.captions import caption_vocabulary
 
         d = {"kind": FASHION_MNIST, "text": FASHION_MNIST_TEXT, "classes": dataset.get("classes") or (),
              "vocabulary": caption_vocabulary() if entry.family in TEXT_FAMILIES else ()}

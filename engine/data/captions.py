@@ -63,3 +63,17 @@ def sample_caption(label: int, seed: int, index: int) -> str:
 def sample_captions(labels, seed: int = 0) -> list[str]:
     """A caption for each label in `labels` (a sequence of class indices), deterministic by seed."""
     return [sample_caption(int(y), seed, i) for i, y in enumerate(labels)]
+
+
+def caption_vocabulary() -> tuple[str, ...]:
+    """The nouns the built-in Fashion-MNIST captions name the classes with (sorted, lower case)."""
+    from engine.data.fashion_mnist import class_names
+
+    words = set()
+    for names in PARAPHRASES:
+        for name in names:
+            words.add(name.split()[-1])  # "pair of trousers" -> "trousers", "running shoe" -> "shoe"
+    for name in class_names():  # "T-shirt/top", "Ankle boot", "Trouser"
+        for part in name.lower().split("/"):
+            words.add(part.split()[-1])
+    return tuple(sorted(words))

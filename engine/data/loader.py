@@ -12,6 +12,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from engine.data.shard import shard
+
 
 @dataclass(frozen=True)
 class EpochOrder:
@@ -37,9 +39,7 @@ class EpochOrder:
     def batches(self, epoch: int, start: int = 0) -> Iterator[np.ndarray]:
         """Index arrays of epoch `epoch`, from batch `start` on (a dataset smaller than one
         batch gives one short batch, so tiny datasets still train). Under data-parallel
-        training each rank gets its slice of every global batch (engine.train.distributed)."""
-        from engine.train.distributed import shard
-
+        training each rank gets its slice of every global batch (engine.data.shard)."""
         order = self.permutation(epoch)
         bs = min(self.batch_size, self.n)
         for b in range(start, self.batches_per_epoch):

@@ -79,7 +79,7 @@ def _write_json(path, data: dict, like: str) -> None:
 
 def write(limits: dict, energy_max: float, facts: dict) -> None:
     from engine.data.fashion_mnist import class_names
-    from engine.domain_check.prompts import caption_vocabulary
+    from engine.data.captions import caption_vocabulary
 
     DOMAINS_DIR.mkdir(parents=True, exist_ok=True)
     (DOMAINS_DIR / f"{FASHION_MNIST}.json").write_text(json.dumps(

@@ -14,21 +14,6 @@ import re
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
 
 
-def caption_vocabulary() -> tuple[str, ...]:
-    """The nouns the built-in Fashion-MNIST captions name the classes with (sorted, lower case)."""
-    from engine.data.captions import PARAPHRASES
-    from engine.data.fashion_mnist import class_names
-
-    words = set()
-    for names in PARAPHRASES:
-        for name in names:
-            words.add(name.split()[-1])  # "pair of trousers" -> "trousers", "running shoe" -> "shoe"
-    for name in class_names():  # "T-shirt/top", "Ankle boot", "Trouser"
-        for part in name.lower().split("/"):
-            words.add(part.split()[-1])
-    return tuple(sorted(words))
-
-
 def _forms(word: str) -> set[str]:
     """A word and its plural / singular forms, so "boots" and "dresses" match "boot" and "dress"."""
     forms = {word, word + "s", word + "es"}

@@ -344,17 +344,22 @@ class SentenceEncoder(nn.Module):
 def build_minilm(entry, path):
     """all-MiniLM-L6-v2 (or any BERT-style sentence encoder folder): config, tokenizer and
     ``model.safetensors`` from the folder, no network."""
+    return sentence_encoder(path, entry.name)
+
+
+def sentence_encoder(path, name: str) -> SentenceEncoder:
+    """A BERT-style sentence encoder from a local folder, in eval mode; `name` for errors."""
     import transformers
 
     folder = Path(path)
     weights = folder / "model.safetensors"
     if not weights.is_file():
-        raise ModelError(f"{entry.name}: {folder} has no model.safetensors")
+        raise ModelError(f"{name}: {folder} has no model.safetensors")
     try:
         config = transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True)
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise ModelError(f"{entry.name}: cannot read the model folder {folder}: {exc}") from None
+        raise ModelError(f"{name}: cannot read the model folder {folder}: {exc}") from None
     state = load_state_dict(weights)
     max_len = 256
     st_config = folder / "sentence_bert_config.json"
@@ -369,7 +374,7 @@ def build_minilm(entry, path):
     def factory(device):
         return transformers.AutoModel.from_config(config)
 
-    model = instantiate(factory, state, entry.name, prepare=prepare)
+    model = instantiate(factory, state, name, prepare=prepare)
     return SentenceEncoder(model, tokenizer, max_len).eval()
 
 
@@ -417,9 +422,3 @@ def build_efficientnet_lite(entry, path):
     return efficientnet_lite.build(entry, path)
 
 
-@register_builder("labelspace")
-def build_labelspace(entry, path):
-    """The label-space search embedder (engine.search.labelspace), imported only when used."""
-    from engine.search import labelspace
-
-    return labelspace.build_labelspace(entry, path)

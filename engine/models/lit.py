@@ -191,10 +191,9 @@ def minilm_tokenizer():
 
 def build_text_tower(cfg: LiTConfig) -> nn.Module:
     if cfg.text_tower == "minilm":
-        from engine.catalogue import get
-        from engine.catalogue.load import build_model
+        from engine.models.locked import build_minilm
 
-        return _MiniLMTower(build_model(get("minilm-l6-v2")))
+        return _MiniLMTower(build_minilm())
     if cfg.text_tower == "tiny":
         return _TinyTextTower(TinyTextConfig(**cfg.tiny_text), minilm_tokenizer())
     raise ModelError(f"unknown text tower {cfg.text_tower!r}; choose one of {', '.join(TEXT_TOWERS)}")

@@ -41,8 +41,9 @@ class LockedMiniLM(HoldsLocked):
 
 
 def build_minilm() -> nn.Module:
-    """The catalogue's MiniLM (minilm-l6-v2), to be locked."""
-    from engine.catalogue import get
-    from engine.catalogue.load import build_model
+    """MiniLM from its package, to be locked: what the catalogue's minilm-l6-v2 builds, loaded
+    here without the catalogue (which sits above the models)."""
+    from engine.models.builders import sentence_encoder
+    from engine.models.text import minilm_path
 
-    return build_model(get("minilm-l6-v2"))
+    return sentence_encoder(minilm_path(), "all-MiniLM-L6-v2 (sentence encoder)")

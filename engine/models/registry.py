@@ -25,7 +25,7 @@ HOMES: dict[str, str] = {
     "kandinsky": "engine.models.builders",
     "efficientnet_lite": "engine.models.builders",
     "conse": "engine.search.conse",
-    "labelspace": "engine.models.builders",
+    "labelspace": "engine.search.labelspace",
     "vit": "engine.models.vit",
     "ssl_backbone": "engine.models.backbones",
     "lit": "engine.models.lit",

@@ -22,6 +22,7 @@ from functools import lru_cache
 import numpy as np
 
 from engine import npy_cache
+from engine.models.registry import register_builder
 from engine.paths import cache_dir, ensure
 from engine.resources import RESOURCES, labels
 
@@ -214,6 +215,7 @@ def text_encoder(name: str):
         return MiniLM()
 
 
+@register_builder("labelspace")
 def build_labelspace(entry, path=None):
     """Catalogue builder: an ImageNet classifier (image side) + e5 over the WordNet vocabulary."""
     import torch

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from engine.data import shard
 from engine.errors import TrainingError
 
 BUCKET_BYTES = 25 * 2**20  # gradients are all-reduced in flat buckets of about this size
@@ -69,6 +70,7 @@ def init(device: str) -> tuple[Dist | None, str]:
     if not tdist.is_initialized():
         tdist.init_process_group(backend=backend)
     _current = Dist(tdist.get_rank(), tdist.get_world_size(), local_rank, backend)
+    shard.set_share(_current.rank, _current.world)  # the data loader's slice of every batch
     return _current, device
 
 
@@ -80,19 +82,13 @@ def shutdown() -> None:
         if tdist.is_initialized():
             tdist.destroy_process_group()
         _current = None
+        shard.set_share(0, 1)
 
 
 def check_batch(batch_size: int) -> None:
     if _current is not None and batch_size % _current.world:
         raise TrainingError(f"batch_size {batch_size} does not split evenly over {_current.world} processes; "
                             f"choose a multiple of {_current.world}")
-
-
-def shard(indices):
-    """This rank's slice of a global batch's indices (all of them when not distributed)."""
-    if _current is None:
-        return indices
-    return indices[_current.rank::_current.world]
 
 
 def broadcast_modules(modules: dict) -> None:

@@ -30,7 +30,7 @@ from engine.downloads.errors import (
 )
 from engine.downloads.hf import download_hf_file, download_hf_snapshot
 from engine.downloads.http import download_file
-from engine.downloads.jobs import delete_source, download_source
+from engine.catalogue.download_jobs import delete_source, download_source
 from engine.jobs import JobState, Progress
 from tests.engine.loopback import LoopbackServer
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.train.distributed import shard
+from engine.data.shard import shard
 from engine.errors import TrainingError
 from engine.train.pseudo_labels import UNLABELLED, accept, labelled_per_class, pseudo_stats
 from engine.train.recipes.supervised import SupervisedConfig, SupervisedRecipe

@@ -3,7 +3,7 @@
 Read straight from the idx files (gzip or plain) with numpy. Looked for, in order: an
 explicit folder, $PATCHWORK_FASHION_MNIST, the Debian package `dataset-fashion-mnist`
 (/usr/share/datasets/fashion-mnist), and Patchwork's data folder, where
-`load_fashion_mnist(download=True)` fetches torchvision's files (only when asked).
+engine.data.fashion_mnist_get fetches torchvision's files (only when asked).
 """
 from __future__ import annotations
 
@@ -121,20 +121,15 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=offset).reshape(shape)
 
 
-def load_fashion_mnist(split: str = "train", root: str | os.PathLike | None = None,
-                       download: bool = False) -> LabelledImages:
+def load_fashion_mnist(split: str = "train", root: str | os.PathLike | None = None) -> LabelledImages:
     """The `split` ("train": 60,000 or "test": 10,000) as uint8 (N, 28, 28) images and int64 labels.
 
-    download: if the files are nowhere on this machine, let torchvision fetch them into
-    Patchwork's cache. Without it, a missing dataset is a DatasetMissingError that says
-    how to get it.
+    A missing dataset is a DatasetMissingError that says how to get it
+    (fashion_mnist_get.ensure_downloaded fetches it first, when asked to).
     """
     if split not in _FILES:
         raise PatchworkError(f"unknown Fashion-MNIST split {split!r}; use 'train' or 'test'")
     files = find_files(root)
-    if files is None and download:
-        _download()
-        files = find_files(root)
     if files is None:
         where = ", ".join(str(d) for d in candidate_dirs(root))
         raise DatasetMissingError(
@@ -149,11 +144,3 @@ def load_fashion_mnist(split: str = "train", root: str | os.PathLike | None = No
     if targets.min() < 0 or targets.max() > 9:
         raise PatchworkError(f"{lab_path}: labels outside 0..9")
     return LabelledImages(images, targets, class_names(), str(img_path.parent))
-
-
-def _download() -> None:
-    """Run the same download the Train panel's "Get Fashion-MNIST" runs, to its end."""
-    from engine.data.fashion_mnist_get import download_job
-
-    for _progress in download_job(None):
-        pass

@@ -117,6 +117,14 @@ def _overall(done_before: int, total: int, name: str):
     return convert
 
 
+def ensure_downloaded() -> None:
+    """Unless the files are on this machine already, run the download the Train panel's
+    "Get Fashion-MNIST" runs, to its end."""
+    if fashion_mnist.find_files() is None:
+        for _progress in download_job(None):
+            pass
+
+
 def remove_download() -> None:
     """Delete the downloaded copy (not the Debian package's); used by tests and the Models menu."""
     target = fashion_mnist.download_dir() / "FashionMNIST" / "raw"

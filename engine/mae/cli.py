@@ -14,7 +14,7 @@ from engine.cli_support import (EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, out_file_pr
 
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
-    from engine.mae.jobs import DEFAULT_MAE
+    from engine.mae import DEFAULT_MAE
     from engine.mae.masks import MODES
 
     p = sub.add_parser("mae", parents=[common], help="mask an image, reconstruct it with an MAE, save the views",

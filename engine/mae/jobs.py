@@ -13,11 +13,11 @@ from engine.data.samples import fashion_mnist_samples
 from engine.domain_check import DomainWarning, image_warning
 from engine.errors import ModelError
 from engine.jobs import Progress
+from engine.mae import DEFAULT_MAE
 from engine.mae.masks import MODES, MaskError
 from engine.mae.views import MAEViews
 
 #: The MAE that works offline: trained by this project's own recipe on Fashion-MNIST.
-DEFAULT_MAE = "fmnist-mae-tiny"
 #: Test-set indices of the Fashion-MNIST samples offered in the panel: the first image of each class.
 SAMPLE_COUNT = 10
 OUT_OF_DOMAIN_VERDICT = "lower, but on a picture outside the model's domain"

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine import catalogue
     from engine.catalogue.load import build_model
     from engine.data import fashion_mnist
-    from engine.mae.jobs import DEFAULT_MAE
+    from engine.mae import DEFAULT_MAE
 
     parser = argparse.ArgumentParser(description="Hidden-patch MSE of an MAE on Fashion-MNIST test images "
                                                  "against the visible-patch baselines.")

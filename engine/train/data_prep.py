@@ -17,10 +17,12 @@ FASHION_MNIST_NAMES = ("fashion-mnist", "fashion_mnist", "fmnist")
 
 def read_fashion_mnist(download: bool):
     """Generator (use `yield from`): a progress line, then returns the (train, test) splits."""
-    from engine.data import fashion_mnist
+    from engine.data import fashion_mnist, fashion_mnist_get
 
     yield Progress(None, "reading Fashion-MNIST")
-    train = fashion_mnist.load_fashion_mnist("train", download=download)
+    if download:
+        fashion_mnist_get.ensure_downloaded()
+    train = fashion_mnist.load_fashion_mnist("train")
     test = fashion_mnist.load_fashion_mnist("test")
     return train, test
 

@@ -297,263 +297,327 @@ def train(recipe: Recipe, run: RunFolder, device: str = "cpu", *, resume: bool =
           command: str | None = None, dataset_spec: str | None = None, cancelled=None):
     """Run (or resume) `recipe` in the folder `run`; a generator that returns the result dict.
     `cancelled()` (the job's Stop flag) lets Stop land inside long steps (engine/train/interrupt.py)."""
-    import torch
-
-    from engine.train import distributed
-
-    cfg = recipe.config
-    dist, device = distributed.init(device)  # under torchrun: join the group (one GPU per rank)
-    distributed.check_batch(cfg.batch_size)
-    main = dist is None or dist.is_main  # only rank 0 evaluates and writes files
-    recipe.device = device
-    cuda = device.startswith("cuda")
-    recipe.channels_last = cuda
-    recipe.amp = cuda and cfg.amp
-
-    # -------------------------------------------------------------- build, or rebuild and restore
-    _seed_all(cfg.seed)
-    recipe.build()
-    modules = recipe.modules()
-    model = modules["model"]
-    distributed.broadcast_modules(modules)
-    if recipe.channels_last:
-        for m in modules.values():
-            m.to(memory_format=torch.channels_last)
-    params = [p for p in recipe.parameters() if p.requires_grad]
-    guard = StepGuard(cancelled if dist is None else None, modules, recipe, params)  # ranks must agree: not in DDP
-    optimizer = torch.optim.AdamW(recipe.param_groups(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                                  weight_decay=cfg.weight_decay)
-    spe = recipe.steps_per_epoch()
-    total = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * spe
-    warmup = cfg.warmup_steps if cfg.warmup_steps >= 0 else max(1, round(0.05 * total))
-    schedule = WarmupCosine(cfg.lr, cfg.min_lr, warmup, total)
-
-    step, epoch, batch_index, elapsed = 0, 0, 0, 0.0
-    eval_pending = False  # an epoch ended and its evaluation has not run yet (a stop can land between)
-    records: list[dict] = []
-    eval_metrics: dict = {}
-    card: dict = {}
+    session = Session(recipe, run, device, cancelled)
     if resume:
-        card = run.read_card()
+        session.restore()
+    session.open(resume, command, dataset_spec)
+    return (yield from session.train())
+
+
+class Session:
+    """One training session of a run, from (re)start to its end: the state the loop's steps
+    share (position, schedule, optimizer, records), so each step is a method a reader can
+    hold in mind. Only rank 0 (`main`) evaluates and writes files."""
+
+    def __init__(self, recipe: Recipe, run: RunFolder, device: str, cancelled=None):
+        from engine.train import distributed
+
+        self.recipe, self.run, self.cfg = recipe, run, recipe.config
+        self.dist, self.device = distributed.init(device)  # under torchrun: join the group (one GPU per rank)
+        distributed.check_batch(self.cfg.batch_size)
+        self.main = self.dist is None or self.dist.is_main
+        recipe.device = self.device
+        cuda = self.device.startswith("cuda")
+        recipe.channels_last = cuda
+        recipe.amp = cuda and self.cfg.amp
+        self._build(cancelled)
+        self.step, self.epoch, self.batch_index, self.elapsed = 0, 0, 0, 0.0
+        self.eval_pending = False  # an epoch ended and its evaluation has not run yet (a stop can land between)
+        self.records: list[dict] = []
+        self.eval_metrics: dict = {}
+        self.card: dict = {}
+        self.sha: str | None = None
+        self.last_save = self.t_session = time.monotonic()
+        self.step_times: list[float] = []  # the last 50 steps' durations: the ETA and Stop's patience
+        self.window_loss, self.window_steps, self.window_t = 0.0, 0, time.monotonic()  # since the last log
+
+    def _build(self, cancelled) -> None:
+        """Seed, build the recipe's modules, the optimizer and the schedule."""
+        import torch
+
+        from engine.train import distributed
+
+        recipe, cfg = self.recipe, self.cfg
+        _seed_all(cfg.seed)
+        recipe.build()
+        self.modules = recipe.modules()
+        self.model = self.modules["model"]
+        distributed.broadcast_modules(self.modules)
+        if recipe.channels_last:
+            for m in self.modules.values():
+                m.to(memory_format=torch.channels_last)
+        self.params = [p for p in recipe.parameters() if p.requires_grad]
+        # Stop inside a step only outside DDP: the ranks must agree on every step
+        self.guard = StepGuard(cancelled if self.dist is None else None, self.modules, recipe, self.params)
+        self.optimizer = torch.optim.AdamW(recipe.param_groups(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                                           weight_decay=cfg.weight_decay)
+        self.spe = recipe.steps_per_epoch()
+        self.total = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * self.spe
+        warmup = cfg.warmup_steps if cfg.warmup_steps >= 0 else max(1, round(0.05 * self.total))
+        self.schedule = WarmupCosine(cfg.lr, cfg.min_lr, warmup, self.total)
+
+    def restore(self) -> None:
+        """Resume: the last checkpoint's modules, optimizer, recipe state, RNGs and position."""
+        run = self.run
+        self.card = run.read_card()
         model_state, tensors, state = run.load()
-        _load_modules(modules, model_state, tensors)
-        optimizer.load_state_dict(unflatten_optimizer(tensors, state["optimizer"], optimizer.state_dict()))
-        recipe.load_state_tensors({k[len("recipe/"):]: v for k, v in tensors.items() if k.startswith("recipe/")})
+        _load_modules(self.modules, model_state, tensors)
+        self.optimizer.load_state_dict(unflatten_optimizer(tensors, state["optimizer"], self.optimizer.state_dict()))
+        self.recipe.load_state_tensors({k[len("recipe/"):]: v for k, v in tensors.items() if k.startswith("recipe/")})
         set_rng_state(tensors, state["rng"])
-        step, epoch, batch_index = state["step"], state["epoch"], state["batch"]
-        elapsed = float(state.get("elapsed_s", 0.0))
-        eval_metrics = state.get("eval_metrics", {})
-        eval_pending = bool(state.get("eval_pending", False))
-        records = run.truncate_metrics(step)
-        if step >= total:
-            raise TrainingError(f"{run.path.name} has already finished ({step} of {total} steps)")
-    n_params = sum(p.numel() for p in model.parameters())
-    if main:  # a checkpoint holds every module's state and AdamW's two moments of each trainable parameter
-        run.check_space(sum(t.numel() * t.element_size() for m in modules.values() for t in m.state_dict().values())
-                        + 8 * sum(p.numel() for p in params))
-    if main and not resume:  # only once there is room: a refused run leaves no folder
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.metrics_path.unlink(missing_ok=True)
-    described = recipe.describe()
-    card.update({
-        "format": RUN_FORMAT, "name": run.path.name, "recipe": recipe.name, "dataset_spec": dataset_spec,
-        "status": "running", "error": None, "created": card.get("created", _now()), "updated": _now(),
-        "pid": os.getpid(), "process_started": process_start_token(),  # how a lister tells a killed run
-        "config": cfg.to_dict(), "total_steps": total, "steps_per_epoch": spe,
-        "parameters": n_params, "command": command or card.get("command"),
-        "environment": _environment(device), "weights": "model.safetensors",
-        "schedule": {"kind": "warmup-cosine", **schedule.state_dict()},
-        **described,
-        **({"distributed": {"world_size": dist.world, "backend": dist.backend}} if dist else {}),
-    })
-    if main:
-        run.write_card(card)
+        self.step, self.epoch, self.batch_index = state["step"], state["epoch"], state["batch"]
+        self.elapsed = float(state.get("elapsed_s", 0.0))
+        self.eval_metrics = state.get("eval_metrics", {})
+        self.eval_pending = bool(state.get("eval_pending", False))
+        self.records = run.truncate_metrics(self.step)
+        if self.step >= self.total:
+            raise TrainingError(f"{run.path.name} has already finished ({self.step} of {self.total} steps)")
 
-    sha: str | None = card.get("sha256")
-    last_save = time.monotonic()
+    def open(self, resume: bool, command: str | None, dataset_spec: str | None) -> None:
+        """Check the disk has room, create the folder of a new run, write the "running" card."""
+        run, recipe, cfg, modules = self.run, self.recipe, self.cfg, self.modules
+        n_params = sum(p.numel() for p in self.model.parameters())
+        if self.main:  # a checkpoint holds every module's state and AdamW's two moments of each trainable parameter
+            run.check_space(sum(t.numel() * t.element_size() for m in modules.values()
+                                for t in m.state_dict().values()) + 8 * sum(p.numel() for p in self.params))
+        if self.main and not resume:  # only once there is room: a refused run leaves no folder
+            run.path.mkdir(parents=True, exist_ok=True)
+            run.metrics_path.unlink(missing_ok=True)
+        described = recipe.describe()
+        card, dist = self.card, self.dist
+        card.update({
+            "format": RUN_FORMAT, "name": run.path.name, "recipe": recipe.name, "dataset_spec": dataset_spec,
+            "status": "running", "error": None, "created": card.get("created", _now()), "updated": _now(),
+            "pid": os.getpid(), "process_started": process_start_token(),  # how a lister tells a killed run
+            "config": cfg.to_dict(), "total_steps": self.total, "steps_per_epoch": self.spe,
+            "parameters": n_params, "command": command or card.get("command"),
+            "environment": _environment(self.device), "weights": "model.safetensors",
+            "schedule": {"kind": "warmup-cosine", **self.schedule.state_dict()},
+            **described,
+            **({"distributed": {"world_size": dist.world, "backend": dist.backend}} if dist else {}),
+        })
+        if self.main:
+            run.write_card(card)
+        self.sha = card.get("sha256")
+        self.last_save = self.t_session = time.monotonic()
 
-    def save(status: str) -> None:
-        nonlocal sha, last_save
-        if not main:
+    # ------------------------------------------------------------------ files
+    def elapsed_now(self) -> float:
+        return self.elapsed + (time.monotonic() - self.t_session)
+
+    def save(self, status: str) -> None:
+        """A complete checkpoint (model, other modules, optimizer, RNGs, recipe state), then the card."""
+        if not self.main:
             return
-        model_state = {k: v for k, v in model.state_dict().items()}
-        opt_tensors, opt_meta = flatten_optimizer(optimizer.state_dict())
+        model_state = {k: v for k, v in self.model.state_dict().items()}
+        opt_tensors, opt_meta = flatten_optimizer(self.optimizer.state_dict())
         rng_tensors, rng_meta = rng_state()
         tensors = {**opt_tensors, **rng_tensors}
-        for name, module in modules.items():
+        for name, module in self.modules.items():
             if name != "model":
                 tensors.update({f"module/{name}/{k}": v for k, v in module.state_dict().items()})
-        tensors.update({f"recipe/{k}": v for k, v in recipe.state_tensors().items()})
-        state = {"step": step, "epoch": epoch, "batch": batch_index, "elapsed_s": elapsed_now(),
-                 "optimizer": opt_meta, "rng": rng_meta, "schedule": schedule.state_dict(),
-                 "eval_metrics": _jsonable(eval_metrics), "eval_pending": eval_pending}
-        sha = run.save(step, model_state, tensors, state)
-        last_save = time.monotonic()
-        write_card(status)
+        tensors.update({f"recipe/{k}": v for k, v in self.recipe.state_tensors().items()})
+        state = {"step": self.step, "epoch": self.epoch, "batch": self.batch_index, "elapsed_s": self.elapsed_now(),
+                 "optimizer": opt_meta, "rng": rng_meta, "schedule": self.schedule.state_dict(),
+                 "eval_metrics": _jsonable(self.eval_metrics), "eval_pending": self.eval_pending}
+        self.sha = self.run.save(self.step, model_state, tensors, state)
+        self.last_save = time.monotonic()
+        self.write_card(status)
 
-    def write_card(status: str, error: str | None = None) -> None:
-        if not main:
+    def write_card(self, status: str, error: str | None = None) -> None:
+        if not self.main:
             return
-        card.update({"status": status, "error": error, "updated": _now(), "step": step,
-                     "epoch": round(epoch + batch_index / spe, 4), "elapsed_s": round(elapsed_now(), 2),
-                     "metrics": _jsonable(eval_metrics), "history": _history_summary(records),
-                     "sha256": sha})
-        catalogue = recipe.catalogue(run.path.name, run.path)
+        run, card = self.run, self.card
+        card.update({"status": status, "error": error, "updated": _now(), "step": self.step,
+                     "epoch": self.epoch_now(), "elapsed_s": round(self.elapsed_now(), 2),
+                     "metrics": _jsonable(self.eval_metrics), "history": _history_summary(self.records),
+                     "sha256": self.sha})
+        catalogue = self.recipe.catalogue(run.path.name, run.path)
         if catalogue is not None:
             catalogue["builder"] = builder_name(catalogue["builder"])  # cards store registered names
             catalogue["size_mb"] = round(run.weights_path.stat().st_size / 2**20, 3) if run.weights_path.exists() else 0.0
             card["catalogue"] = catalogue
         run.write_card(card)
 
-    t_session = time.monotonic()
+    def epoch_now(self) -> float:
+        return round(self.epoch + self.batch_index / self.spe, 4)
 
-    def elapsed_now() -> float:
-        return elapsed + (time.monotonic() - t_session)
-
-    def log(record: dict) -> None:
-        records.append(record)
-        if not main:
+    def log(self, record: dict) -> None:
+        self.records.append(record)
+        if not self.main:
             return
         try:
-            run.append_metrics([record])
+            self.run.append_metrics([record])
         except OSError as exc:  # metrics are a convenience; a full disk shows up at the next save
-            records[-1]["log_error"] = str(exc)
+            self.records[-1]["log_error"] = str(exc)
 
-    def evaluation():
-        nonlocal eval_metrics
-        if not main:
+    # ------------------------------------------------------------------ steps
+    def evaluation(self):
+        """The recipe's evaluation in eval mode; logged, and sent as a Partial."""
+        if not self.main:
             return
-        for m in modules.values():
+        for m in self.modules.values():
             m.eval()
         try:
-            out = recipe.evaluate()
+            out = self.recipe.evaluate()
             if hasattr(out, "__next__"):
                 out = yield from out
         finally:
-            for m in modules.values():
+            for m in self.modules.values():
                 m.train()
-        eval_metrics = dict(out or {})
-        record = {"kind": "eval", "step": step, "epoch": round(epoch + batch_index / spe, 4),
-                  **{k: v for k, v in _jsonable(eval_metrics).items()}}
-        log(record)
-        yield Partial({**record, **{k: v for k, v in eval_metrics.items() if isinstance(v, np.ndarray)}})
+        self.eval_metrics = dict(out or {})
+        record = {"kind": "eval", "step": self.step, "epoch": self.epoch_now(),
+                  **{k: v for k, v in _jsonable(self.eval_metrics).items()}}
+        self.log(record)
+        yield Partial({**record, **{k: v for k, v in self.eval_metrics.items() if isinstance(v, np.ndarray)}})
 
-    # -------------------------------------------------------------- the steps
-    outcome = "stopped"
-    error: str | None = None
-    window_loss, window_steps, window_t = 0.0, 0, time.monotonic()
-    step_times: list[float] = []
-    for m in modules.values():
-        m.train()
-    try:
-        yield Progress(step / total, f"step {step}/{total}", step, total)
-        if eval_pending:  # stopped after an epoch's last step, before its evaluation: run it now
-            yield from evaluation()
-            eval_pending = False
-        while step < total:
-            for batch in recipe.batches(epoch, batch_index):
-                t0 = time.monotonic()
-                lr = schedule(step)
-                for group in optimizer.param_groups:  # a recipe may scale a group (fine-tuned backbones)
-                    group["lr"] = lr * group.get("lr_scale", 1.0)
-                try:
-                    with guard.step(guard.wanted(step_times[-1] if step_times else None)):
-                        with recipe.autocast():
-                            loss, metrics = recipe.training_step(batch, step + 1)
-                        loss_value = distributed.mean_scalar(float(loss.detach().float()), device)  # all ranks
-                        if not math.isfinite(loss_value):
-                            raise TrainingError(
-                                f"the loss became {loss_value} at step {step + 1} (learning rate {lr:.3g}); nothing "
-                                f"was saved from this step. Resume from the last checkpoint with a lower learning "
-                                f"rate: python main.py train {recipe.name} --resume {shlex.quote(str(run.path))} "
-                                f"--set lr={cfg.lr / 10:.3g} (or a stronger --set grad_clip=0.5)", step + 1)
-                        optimizer.zero_grad(set_to_none=True)
-                        loss.backward()
-                    distributed.average_gradients(params)
-                    grad_norm = (torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip > 0
-                                 else None)
-                    optimizer.step()
-                    recipe.after_step(step + 1)
-                except StepInterrupted:  # Stop inside a long step: undone; the engine closes us at this yield
-                    yield Progress(step / total, f"stopping at step {step}", step, total)
-                    raise TrainingError(f"step {step + 1} was interrupted but the job was not stopped", step + 1)
-                except TrainingError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - only OOM is translated
-                    if _is_oom(exc):
-                        optimizer.zero_grad(set_to_none=True)
-                        raise TrainingError(
-                            f"out of memory on {device} at step {step + 1} with batch_size {cfg.batch_size}: "
-                            f"try half of it (--set batch_size={max(1, cfg.batch_size // 2)}).", step + 1) from None
-                    raise
-                step += 1
-                batch_index += 1
-                epoch_done = batch_index >= spe
-                if epoch_done:
-                    epoch, batch_index = epoch + 1, 0
-                eval_pending = epoch_done and cfg.eval_every > 0 and epoch % cfg.eval_every == 0 and step < total
-                step_times.append(time.monotonic() - t0)
-                del step_times[:-50]
-                window_loss += loss_value
-                window_steps += 1
+    def optimise(self, batch, lr: float):
+        """One optimisation step: (loss value, the recipe's metrics, grad norm or None).
+        Raises TrainingError on a NaN loss or out of memory, StepInterrupted on a Stop inside it."""
+        import torch
 
-                if step % cfg.log_every == 0 or step == total:
-                    now = time.monotonic()
-                    per_step = sum(step_times) / len(step_times)
-                    record = {"kind": "train", "step": step, "epoch": round(epoch + batch_index / spe, 4),
-                              "loss": window_loss / window_steps, "lr": lr,
-                              "samples_per_s": window_steps * recipe.samples_per_step / max(1e-9, now - window_t),
-                              "eta_s": (total - step) * per_step, "total_steps": total,
-                              **({"grad_norm": float(grad_norm)} if grad_norm is not None else {}),
-                              **_scalars(metrics)}
-                    log(record)
-                    live = recipe.live_view(step)  # sent with the record, never written to metrics.jsonl
-                    yield Partial({**record, **live} if live else record)
-                    window_loss, window_steps, window_t = 0.0, 0, time.monotonic()
-                yield Progress(step / total, f"step {step}/{total} · epoch {epoch + 1}", step, total)
+        from engine.train import distributed
 
-                evaluated = False
-                if eval_pending:
-                    yield from evaluation()
-                    evaluated, eval_pending = True, False
-                due = (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0) \
-                    or (cfg.checkpoint_every == 0 and evaluated) \
-                    or time.monotonic() - last_save >= cfg.checkpoint_seconds
-                if due and step < total:
-                    save("running")
-                if step >= total or epoch_done:
+        recipe, cfg, step = self.recipe, self.cfg, self.step
+        for group in self.optimizer.param_groups:  # a recipe may scale a group (fine-tuned backbones)
+            group["lr"] = lr * group.get("lr_scale", 1.0)
+        try:
+            with self.guard.step(self.guard.wanted(self.step_times[-1] if self.step_times else None)):
+                with recipe.autocast():
+                    loss, metrics = recipe.training_step(batch, step + 1)
+                loss_value = distributed.mean_scalar(float(loss.detach().float()), self.device)  # all ranks
+                if not math.isfinite(loss_value):
+                    raise TrainingError(
+                        f"the loss became {loss_value} at step {step + 1} (learning rate {lr:.3g}); nothing "
+                        f"was saved from this step. Resume from the last checkpoint with a lower learning "
+                        f"rate: python main.py train {recipe.name} --resume {shlex.quote(str(self.run.path))} "
+                        f"--set lr={cfg.lr / 10:.3g} (or a stronger --set grad_clip=0.5)", step + 1)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            distributed.average_gradients(self.params)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip) if cfg.grad_clip > 0 else None
+            self.optimizer.step()
+            recipe.after_step(step + 1)
+        except (StepInterrupted, TrainingError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - only OOM is translated
+            if _is_oom(exc):
+                self.optimizer.zero_grad(set_to_none=True)
+                raise TrainingError(
+                    f"out of memory on {self.device} at step {step + 1} with batch_size {cfg.batch_size}: "
+                    f"try half of it (--set batch_size={max(1, cfg.batch_size // 2)}).", step + 1) from None
+            raise
+        return loss_value, metrics, grad_norm
+
+    def advance(self) -> bool:
+        """Count the step just taken; True when it ended an epoch."""
+        self.step += 1
+        self.batch_index += 1
+        epoch_done = self.batch_index >= self.spe
+        if epoch_done:
+            self.epoch, self.batch_index = self.epoch + 1, 0
+        self.eval_pending = (epoch_done and self.cfg.eval_every > 0 and self.epoch % self.cfg.eval_every == 0
+                             and self.step < self.total)
+        return epoch_done
+
+    def log_step(self, lr: float, metrics: dict, grad_norm):
+        """The log record of the steps since the last one (mean loss, throughput), with the recipe's live view."""
+        now = time.monotonic()
+        per_step = sum(self.step_times) / len(self.step_times)
+        record = {"kind": "train", "step": self.step, "epoch": self.epoch_now(),
+                  "loss": self.window_loss / self.window_steps, "lr": lr,
+                  "samples_per_s": self.window_steps * self.recipe.samples_per_step / max(1e-9, now - self.window_t),
+                  "eta_s": (self.total - self.step) * per_step, "total_steps": self.total,
+                  **({"grad_norm": float(grad_norm)} if grad_norm is not None else {}),
+                  **_scalars(metrics)}
+        self.log(record)
+        live = self.recipe.live_view(self.step)  # sent with the record, never written to metrics.jsonl
+        yield Partial({**record, **live} if live else record)
+        self.window_loss, self.window_steps, self.window_t = 0.0, 0, time.monotonic()
+
+    def checkpoint_due(self, evaluated: bool) -> bool:
+        cfg = self.cfg
+        return (cfg.checkpoint_every > 0 and self.step % cfg.checkpoint_every == 0) \
+            or (cfg.checkpoint_every == 0 and evaluated) \
+            or time.monotonic() - self.last_save >= cfg.checkpoint_seconds
+
+    def train_step(self, batch):
+        """One step and what follows it: log, progress, evaluation, checkpoint. Returns True
+        when the loop over this epoch's batches should end (the run or the epoch is over)."""
+        t0 = time.monotonic()
+        lr = self.schedule(self.step)
+        try:
+            loss_value, metrics, grad_norm = self.optimise(batch, lr)
+        except StepInterrupted:  # Stop inside a long step: undone; the engine closes us at this yield
+            yield Progress(self.step / self.total, f"stopping at step {self.step}", self.step, self.total)
+            raise TrainingError(f"step {self.step + 1} was interrupted but the job was not stopped", self.step + 1)
+        epoch_done = self.advance()
+        self.step_times.append(time.monotonic() - t0)
+        del self.step_times[:-50]
+        self.window_loss += loss_value
+        self.window_steps += 1
+        if self.step % self.cfg.log_every == 0 or self.step == self.total:
+            yield from self.log_step(lr, metrics, grad_norm)
+        yield Progress(self.step / self.total, f"step {self.step}/{self.total} · epoch {self.epoch + 1}",
+                       self.step, self.total)
+        evaluated = False
+        if self.eval_pending:
+            yield from self.evaluation()
+            evaluated, self.eval_pending = True, False
+        if self.checkpoint_due(evaluated) and self.step < self.total:
+            self.save("running")
+        return self.step >= self.total or epoch_done
+
+    def steps(self):
+        """Every remaining step, epoch by epoch, then the final evaluation."""
+        yield Progress(self.step / self.total, f"step {self.step}/{self.total}", self.step, self.total)
+        if self.eval_pending:  # stopped after an epoch's last step, before its evaluation: run it now
+            yield from self.evaluation()
+            self.eval_pending = False
+        while self.step < self.total:
+            for batch in self.recipe.batches(self.epoch, self.batch_index):
+                if (yield from self.train_step(batch)):
                     break
-        yield from evaluation()
-        outcome = "finished"
-    except TrainingError as exc:
-        outcome, error = "failed", str(exc)
-        raise
-    except GeneratorExit:
-        outcome = "stopped"
-        raise
-    except KeyboardInterrupt:
-        outcome = "stopped"
-        raise
-    except BaseException as exc:
-        outcome, error = "failed", f"{type(exc).__name__}: {exc}"
-        if _is_oom(exc):  # outside a training step: evaluation, a recipe's monitor
-            error = (f"out of memory on {device} at step {step}, outside a training step (evaluation): "
-                     f"try a smaller eval_batch_size (--set eval_batch_size=...) or batch_size")
-            raise TrainingError(error, step) from None
-        raise
-    finally:
-        if outcome in ("finished", "stopped"):
-            # A stop while saving failed is not retried here: the error is already on its way.
-            save(outcome)
-        else:
-            try:  # the weights of the last good checkpoint stay as they are
-                write_card("failed", error)
-            except (OSError, TrainingError):  # a full disk must not hide the error being reported
-                pass
-        distributed.shutdown()
-    return {"run": run.path.name, "run_dir": str(run.path), "status": outcome, "step": step,
-            "elapsed_s": round(elapsed_now(), 2), "metrics": eval_metrics, "card": str(run.card_path),
-            "sha256": sha}
+        yield from self.evaluation()
+
+    def train(self):
+        """The steps inside the guardrails: whatever ends them, the card says how, and a finished
+        or stopped run saves its checkpoint. Returns the result dict."""
+        from engine.train import distributed
+
+        outcome, error = "stopped", None
+        self.window_t = time.monotonic()
+        for m in self.modules.values():
+            m.train()
+        try:
+            yield from self.steps()
+            outcome = "finished"
+        except TrainingError as exc:
+            outcome, error = "failed", str(exc)
+            raise
+        except (GeneratorExit, KeyboardInterrupt):
+            outcome = "stopped"
+            raise
+        except BaseException as exc:
+            outcome, error = "failed", f"{type(exc).__name__}: {exc}"
+            if _is_oom(exc):  # outside a training step: evaluation, a recipe's monitor
+                error = (f"out of memory on {self.device} at step {self.step}, outside a training step (evaluation): "
+                         f"try a smaller eval_batch_size (--set eval_batch_size=...) or batch_size")
+                raise TrainingError(error, self.step) from None
+            raise
+        finally:
+            if outcome in ("finished", "stopped"):
+                # A stop while saving failed is not retried here: the error is already on its way.
+                self.save(outcome)
+            else:
+                try:  # the weights of the last good checkpoint stay as they are
+                    self.write_card("failed", error)
+                except (OSError, TrainingError):  # a full disk must not hide the error being reported
+                    pass
+            distributed.shutdown()
+        return {"run": self.run.path.name, "run_dir": str(self.run.path), "status": outcome, "step": self.step,
+                "elapsed_s": round(self.elapsed_now(), 2), "metrics": self.eval_metrics,
+                "card": str(self.run.card_path), "sha256": self.sha}
 
 
 def _load_modules(modules: dict, model_state: dict, tensors: dict) -> None:

@@ -232,7 +232,6 @@ def indexing(settings) -> list[Row]:
     """The index job's images/s on the device (its decoding is on the CPU, in a worker pool), and the
     JPEG decode step alone: torchvision.io.decode_jpeg on the device vs PIL on the CPU."""
     import numpy as np
-    import torch
     import torchvision
     from PIL import Image
 

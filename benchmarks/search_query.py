@@ -55,10 +55,10 @@ def main() -> None:
         ours = median_ms(lambda q: rank(mat, q, args.top, half=half), queries)
         ref = median_ms(lambda q: rank(mat, q, args.top), queries)
         goal = GOALS_MS.get(n)
-        verdict = "" if goal is None else (" (goal <= %g ms: %s)" % (goal, "met" if ours <= goal else "NOT met"))
+        verdict = "" if goal is None else f" (goal <= {goal:g} ms: {'met' if ours <= goal else 'NOT met'})"
         print(f"{n:>9,} x {args.dim}: ours {ours:6.1f} ms, exact fp32 scan {ref:6.1f} ms, "
               f"speed-up x{ref / ours:.1f}, identical top-{args.top}: {same}{verdict}")
-        del mat, half
+        mat = half = None  # free this size's matrices before the next one
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog,
                                QLabel, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
-from gui.widgets.model_picker import READY_STATES, state_text
+from gui.widgets.model_picker import state_text
 
 COLUMNS = ("Model", "Family", "Used by", "Size", "Licence", "Source", "State")
 STATE_COL = COLUMNS.index("State")

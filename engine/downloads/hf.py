@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import os
 import queue
 import shutil
 import threading

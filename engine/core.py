@@ -16,7 +16,6 @@ GUI can paint before torch has loaded.
 """
 from __future__ import annotations
 
-import importlib
 import inspect
 import itertools
 import logging
@@ -27,7 +26,7 @@ import traceback
 from collections import deque
 from typing import Any, Callable
 
-from engine import gc_quiet
+from engine import gc_quiet, lazy
 from engine.errors import DeviceError, PatchworkError
 from engine.jobs import (
     EngineStatus,
@@ -102,11 +101,10 @@ def resolve_request(request: str | Callable) -> Callable:
         target = REQUESTS[request]
     except KeyError:
         raise PatchworkError(f"unknown request {request!r}; known: {', '.join(sorted(REQUESTS))}") from None
-    module, _, attr = target.partition(":")
-    if module in sys.modules:
-        return getattr(sys.modules[module], attr)
+    if target.partition(":")[0] in sys.modules:
+        return lazy.attribute(target)
     with gc_quiet.loading():  # a feature's first import (timm, transformers...) without a GUI freeze
-        return getattr(importlib.import_module(module), attr)
+        return lazy.attribute(target)
 
 
 class _Job:

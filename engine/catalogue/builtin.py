@@ -6,11 +6,13 @@ where it is published (torchvision's file names carry a prefix of it, checked as
 from __future__ import annotations
 
 from engine.catalogue.entry import ModelEntry, Preprocess, Source
+from engine.data.fashion_mnist import MEAN, STD
 
 IMAGENET = Preprocess()  # mean/std of ImageNet, 256 -> 224 bicubic
 HALF = Preprocess(224, 248, (0.5,) * 3, (0.5,) * 3, "bicubic")  # timm augreg: crop_pct 0.9
 DEIT = Preprocess(224, 248, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bicubic")
 CLIP = Preprocess(224, 224, (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711), "bicubic")
+FASHION_MNIST = Preprocess(28, 28, (MEAN,), (STD,), "bilinear", grayscale=True)  # every model trained here on it
 
 VIT_PANELS = ("classify", "attention")
 
@@ -170,7 +172,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         source=Source("resources", "checkpoints/fmnist-vit-tiny/model.safetensors",
                       sha256="c61bf121226adee53bb7316d77a658deee25b3f0cd3ce4bea66d7e633047e3dd", size_bytes=3227600),
         builder="vit", labels="fashion_mnist",
-        preprocess=Preprocess(28, 28, (0.2860,), (0.3530,), "bilinear", grayscale=True), arch="vit"),
+        preprocess=FASHION_MNIST, arch="vit"),
     ModelEntry(
         id="fmnist-moco-v2-resnet16", name="MoCo v2 ResNet-16 (Fashion-MNIST, self-supervised here)",
         family="ssl-backbone", panels=("train",),
@@ -182,7 +184,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         source=Source("resources", "checkpoints/fmnist-moco-v2-resnet16/model.safetensors",
                       sha256="a9ac74ab846aaeb024af17cf3c94b58c31a318e80e2952de64d1d7ac66b066b7", size_bytes=315800),
         builder="ssl_backbone",
-        preprocess=Preprocess(28, 28, (0.2860,), (0.3530,), "bilinear", grayscale=True), arch="resnet"),
+        preprocess=FASHION_MNIST, arch="resnet"),
     ModelEntry(
         id="fmnist-lit-tiny", name="LiT-Tiny (Fashion-MNIST, trained here; MiniLM text)", family="clip",
         panels=("search", "generate"),
@@ -194,7 +196,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         source=Source("resources", "checkpoints/fmnist-lit-tiny/model.safetensors",
                       sha256="a710bef14e3021d23eb19dfe3b8607e86a14d7ea7d73fde3b5d68508789dc54f", size_bytes=3485236),
         builder="lit",
-        preprocess=Preprocess(28, 28, (0.2860,), (0.3530,), "bilinear", grayscale=True), arch="lit"),
+        preprocess=FASHION_MNIST, arch="lit"),
     ModelEntry(
         id="fmnist-albef-tiny", name="ALBEF-Tiny (Fashion-MNIST, trained here; MiniLM text)", family="albef",
         panels=("match",),
@@ -208,7 +210,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         source=Source("resources", "checkpoints/fmnist-albef-tiny/model.safetensors",
                       sha256="3544e649768c6c454bf6f58d9c98d9063b823dbb1ca0ef00f95add8783c3cea5", size_bytes=5682100),
         builder="albef",
-        preprocess=Preprocess(28, 28, (0.2860,), (0.3530,), "bilinear", grayscale=True), arch="albef"),
+        preprocess=FASHION_MNIST, arch="albef"),
     ModelEntry(
         id="fmnist-vilt-tiny", name="ViLT-Tiny (Fashion-MNIST, trained here; MiniLM text)", family="vilt",
         panels=("match",),
@@ -222,7 +224,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         source=Source("resources", "checkpoints/fmnist-vilt-tiny/model.safetensors",
                       sha256="9b4d9c4cd535add9ecedb5125ea1a16b79319f45ef4944c1de4be8206cd44dcc", size_bytes=2381184),
         builder="vilt",
-        preprocess=Preprocess(28, 28, (0.2860,), (0.3530,), "bilinear", grayscale=True), arch="vilt"),
+        preprocess=FASHION_MNIST, arch="vilt"),
     ModelEntry(
         id="fmnist-unclip-tiny-prior", name="Tiny unCLIP diffusion prior (Fashion-MNIST, trained here)",
         family="unclip-prior", panels=("generate",),
@@ -263,7 +265,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         licence="MIT", size_mb=3.5,
         source=Source("resources", "checkpoints/fmnist-mae-tiny/model.safetensors",
                       sha256="2230f482be4f6a2a0c6d2f5d80b370d5952c8b0b58394fe639aef82a89c53792", size_bytes=3666600),
-        builder="mae", preprocess=Preprocess(28, 28, (0.2860,), (0.3530,), "bilinear", grayscale=True),
+        builder="mae", preprocess=FASHION_MNIST,
         arch="mae_vit_tiny", options=(("img_size", "28"), ("patch_size", "4"), ("in_chans", "1"))),
 )
 

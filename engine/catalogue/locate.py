@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine import lazy
 from engine.catalogue.entry import ModelEntry
 from engine.downloads import caches
 from engine.resources import RESOURCES
@@ -41,9 +42,8 @@ def local_path(entry: ModelEntry) -> Path | None:
     """The local weights file (or snapshot folder) of `entry`, or None if not on disk."""
     src = entry.source
     if src.kind == "package":
-        module, _, fn = src.location.partition(":")
         try:
-            path = Path(getattr(importlib.import_module(module), fn)())
+            path = Path(lazy.attribute(src.location)())
         except ImportError:
             return None
         return path if path.exists() else None

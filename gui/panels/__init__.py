@@ -6,7 +6,7 @@ imports cost nothing until the window is built.
 """
 from __future__ import annotations
 
-import importlib
+from engine import lazy
 
 PANELS: tuple[tuple[str, str, str], ...] = (
     ("classify", "Classify", "gui.panels.classify.panel:ClassifyPanel"),
@@ -20,5 +20,5 @@ PANELS: tuple[tuple[str, str, str], ...] = (
 
 
 def load(target: str):
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
+    """The panel class a PANELS row names, its module imported when the tab is first shown."""
+    return lazy.attribute(target)

@@ -18,7 +18,7 @@ from engine.train.loop import _seed_all, train
 from engine.train.memory_bank import InstDisc, MemoryBank
 from engine.train.recipes.instdisc import InstDiscRecipe
 from engine.train.recipes.simclr import SimCLRRecipe
-from engine.train.simclr import SimCLR, nt_xent, positives_negatives
+from engine.train.nt_xent import SimCLR, nt_xent, positives_negatives
 from tests.engine.test_moco import Flat, prepared, shapes  # noqa: F401  (fixtures)
 from tests.engine.training import drive, one_thread  # noqa: F401  (one_thread: autouse)
 

@@ -106,7 +106,7 @@ BATCH_LOSSES = textwrap.dedent("""
     from engine.models.lit import clip_loss
     from engine.train import distributed
     from engine.train.moco import contrastive_loss_v3
-    from engine.train.simclr import nt_xent, positives_negatives
+    from engine.train.nt_xent import nt_xent, positives_negatives
     dist, _ = distributed.init("cpu")
     B, D, n = 8, 5, 4
     g = torch.Generator().manual_seed(0)

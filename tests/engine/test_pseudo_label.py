@@ -10,7 +10,7 @@ import torch
 from engine.runs.checkpoint import RunFolder
 from engine.errors import TrainingError
 from engine.train.loop import train
-from engine.train.pseudo_labels import UNLABELLED, accept, labelled_per_class, pseudo_stats
+from engine.train.pseudo_label_rules import UNLABELLED, accept, labelled_per_class, pseudo_stats
 from engine.train.recipes.pseudo_label import PseudoLabelRecipe
 from tests.engine.training import drive, one_thread, write_shapes  # noqa: F401 - one_thread is a fixture
 

@@ -2,8 +2,7 @@
 does the rest. Registered by name for the CLI (`python main.py train NAME`) and the GUI."""
 from __future__ import annotations
 
-import importlib
-
+from engine import lazy
 from engine.errors import TrainingError
 
 RECIPES: dict[str, str] = {
@@ -30,5 +29,4 @@ def recipe_class(name: str):
         target = RECIPES[name]
     except KeyError:
         raise TrainingError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPES))}") from None
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return lazy.attribute(target)

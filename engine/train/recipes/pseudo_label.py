@@ -8,7 +8,7 @@ unlabelled pool. The run is made of rounds, one loop "epoch" of `steps_per_round
 * round 0 learns the labelled images only: the labelled-only baseline;
 * at the end of every round the model predicts the pool (eval mode, no augmentation) and
   each prediction whose softmax confidence is at least `threshold` becomes a label
-  (engine.train.pseudo_labels.accept: kept once given by default, so the pool shrinks and
+  (engine.train.pseudo_label_rules.accept: kept once given by default, so the pool shrinks and
   the pseudo-labelled set grows; with `relabel` the whole pool is predicted afresh each round;
   `class_limit` caps the new labels per class and round, the most confident first);
 * the next round trains on labelled + pseudo-labelled images, batches drawn uniformly from both.
@@ -34,7 +34,7 @@ import numpy as np
 
 from engine.data.shard import shard
 from engine.errors import TrainingError
-from engine.train.pseudo_labels import UNLABELLED, accept, labelled_per_class, pseudo_stats
+from engine.train.pseudo_label_rules import UNLABELLED, accept, labelled_per_class, pseudo_stats
 from engine.train.recipes.supervised import SupervisedConfig, SupervisedRecipe
 
 #: Columns of the per-round table (the "rounds" metric and the checkpointed history).

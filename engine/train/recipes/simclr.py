@@ -1,6 +1,6 @@
 """SimCLR on Fashion-MNIST or image folders: the batch is the dictionary (NT-Xent over 2N views).
 
-The step (see engine.train.simclr): two augmented views from the step's seeded generator
+The step (see engine.train.nt_xent): two augmented views from the step's seeded generator
 (the same views as MoCo's), both through one encoder and projection head with gradients,
 loss = NT-Xent(z_1, z_2) / T, where each view's other view is its positive and the other
 2N - 2 views its negatives. There is no momentum encoder and no queue: the number of
@@ -41,7 +41,7 @@ class SimCLRRecipe(SSLRecipe):
 
     def build(self) -> None:
         from engine.models.backbones import build_backbone
-        from engine.train.simclr import SimCLR
+        from engine.train.nt_xent import SimCLR
 
         cfg = self.config
         self.build_data()
@@ -62,7 +62,7 @@ class SimCLRRecipe(SSLRecipe):
         import torch
 
         from engine.train import distributed
-        from engine.train.simclr import positives_negatives
+        from engine.train.nt_xent import positives_negatives
 
         x1, x2 = self.views(batch, step_generator(self.config.seed, step))
         if distributed.current() is None:

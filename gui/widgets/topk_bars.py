@@ -3,13 +3,13 @@ class names on the left, percentages on the right, the exact value under the cur
 right-click menu that exports PNG or CSV.
 
 pyqtgraph is not imported with this module. Classify is the first panel shown and the import
-(~0.3 s) would delay its first paint, so the plot is built when the first rows arrive; a
-background thread imports pyqtgraph meanwhile, so that first result rarely waits for it.
+(~0.3 s) would delay its first paint. A background thread imports it once the panel is built,
+and the plot (~50 ms) is made hidden on the GUI thread when that import has finished, while the
+first model loads: the first result then costs what any other does.
 """
 from __future__ import annotations
 
 import importlib
-import sys
 import threading
 
 from PySide6.QtCore import QSize, Qt, QTimer
@@ -30,10 +30,16 @@ def _import_style() -> None:
         pass
 
 
-def prefetch_pyqtgraph() -> None:
+_prefetch: threading.Thread | None = None
+
+
+def prefetch_pyqtgraph() -> threading.Thread:
     """Import pyqtgraph on a background thread (plain Python work: no Qt object is made), once."""
-    if STYLE_MODULE not in sys.modules and not any(t.name == "import pyqtgraph" for t in threading.enumerate()):
-        threading.Thread(target=_import_style, name="import pyqtgraph", daemon=True).start()
+    global _prefetch
+    if _prefetch is None:
+        _prefetch = threading.Thread(target=_import_style, name="import pyqtgraph", daemon=True)
+        _prefetch.start()
+    return _prefetch
 
 
 class TopKBars(QWidget):
@@ -47,7 +53,16 @@ class TopKBars(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         self.setVisible(False)  # until there are rows
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
-        QTimer.singleShot(0, prefetch_pyqtgraph)  # after the panel is built
+        QTimer.singleShot(0, self, self._prepare)  # after the panel is built
+
+    def _prepare(self) -> None:
+        """Make the plot once pyqtgraph's import (off the GUI thread) has finished."""
+        if self.plot_widget is not None:
+            return
+        if prefetch_pyqtgraph().is_alive():
+            QTimer.singleShot(50, self, self._prepare)
+        else:
+            self._build()
 
     def set_rows(self, rows: list[tuple[str, str, float]]) -> None:
         self._rows = list(rows)

@@ -4,6 +4,8 @@ export menu writes a PNG and the numbers as CSV."""
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -59,6 +61,21 @@ def test_topk_bars_hover_each_row_and_export(qtbot, tmp_path):
     assert QImage(str(tmp_path / "top.png")).width() == bars.width()
     bars.set_rows([])
     assert not bars.isVisible()
+
+
+def test_topk_bars_import_pyqtgraph_off_the_first_paint_and_build_before_the_first_rows(qtbot):
+    """Classify (the first panel shown) does not import pyqtgraph with its module; the bars' plot is
+    made once a background import has finished, so the first result does not wait for either."""
+    probe = "import sys, gui.app, gui.panels.classify.panel; print('pyqtgraph' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
+    from gui.widgets.topk_bars import TopKBars
+
+    bars = TopKBars()
+    qtbot.addWidget(bars)
+    assert bars.plot_widget is None
+    qtbot.waitUntil(lambda: bars.plot_widget is not None, timeout=30_000)
+    assert not bars.isVisible() and bars.rows() == []
 
 
 def test_confusion_matrix_shows_counts_and_reads_cells(qtbot, tmp_path):

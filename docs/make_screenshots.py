@@ -210,7 +210,7 @@ def train_screenshot(app: QApplication, window, out: Path) -> None:
 
 def train_pseudo_label_screenshot(app: QApplication, window, out: Path) -> None:
     """Train: a short pseudo-label run (4 rounds): per-class pseudo-label bars, per-round accuracy and
-    coverage. The README's figures come from the longer command given there."""
+    coverage, then its confusion matrix. The README's figures come from the longer command given there."""
     panel = window.panels["train"]
     window.tabs.setCurrentWidget(panel)
     wait(app, lambda: "pseudo_label" in panel.infos, 120)
@@ -223,6 +223,8 @@ def train_pseudo_label_screenshot(app: QApplication, window, out: Path) -> None:
     wait(app, lambda: not panel.running(), 900)
     settle(app, 60)  # the history reload and the last redraw
     save(app, window, out, "train_pseudo_label.png")
+    panel.tabs.setCurrentWidget(panel.results)  # the run's confusion matrix and per-class accuracy
+    save(app, window, out, "train_confusion.png")
 
 
 def generate_screenshot(app: QApplication, window, out: Path) -> None:

@@ -110,7 +110,7 @@ class LivePlots(QWidget):
         self.sim_image.hide()
         self.plots["similarity"].addItem(self.sim_image)
         # Pseudo-labelling: how many pseudo-labels each class has (bars)
-        self.pseudo_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#3b7dd8")
+        self.pseudo_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=ps.ACCENT, pen=pg.mkPen(None))
         self.pseudo_bars.hide()
         self.plots["similarity"].addItem(self.pseudo_bars)
         self._ssl_rows(False)

@@ -18,9 +18,7 @@ import torch
 from torch import nn
 
 from engine.errors import ExportError
-
-#: The families a run can be exported from, and what their graph gives.
-EXPORTABLE = {"classifier": "logits", "ssl-backbone": "features", "mae": "latent", "clip": "embedding"}
+from engine.export import EXPORTABLE
 TRACE_BATCH, CHECK_BATCH = 2, 4
 SAMPLE_TEXTS = ("a photo of a t-shirt", "an ankle boot", "a bag", "sneakers on a black background")
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")

@@ -76,18 +76,17 @@ class Hover(QObject):
         view.scene().sigMouseMoved.connect(self._moved)
 
     def _moved(self, scene_pos: QPointF) -> None:
-        if not self.plot.isVisible() or not self.plot.sceneBoundingRect().contains(scene_pos):
-            return
-        p = self.plot.vb.mapSceneToView(scene_pos)
-        text = self.text_at(p.x(), p.y()) or ""
-        if text == self.text:
-            return
-        self.text = text
-        if text:
+        inside = self.plot.isVisible() and self.plot.sceneBoundingRect().contains(scene_pos)
+        text = ""
+        if inside:
+            p = self.plot.vb.mapSceneToView(scene_pos)
+            text = self.text_at(p.x(), p.y()) or ""
+        if text:  # shown again on every move: it follows the cursor and comes back after Qt hid it
             where = self.view.mapToGlobal(self.view.mapFromScene(scene_pos)) + QPoint(14, 10)
             QToolTip.showText(where, text, self.view)
-        else:
+        elif self.text and inside:  # outside, another plot's Hover may be showing its own
             QToolTip.hideText()
+        self.text = text
 
 
 def nearest_point(plot: pg.PlotItem, x: float, y: float, max_px: float = HOVER_PX):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QImage, QMouseEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QToolTip
 
 TOP3 = [("American Staffordshire terrier", "a dog", 0.62), ("espresso", "", 0.25), ("cup", "", 0.13)]
 CLASSES = ["T-shirt/top", "Trouser", "Ankle boot"]
@@ -51,7 +51,11 @@ def test_topk_bars_hover_each_row_and_export(qtbot, tmp_path):
     assert [label for _, label in plot.getAxis("right")._tickLevels[0]] == ["62.0%", "25.0%", "13.0%"]
     assert list(bars.bars.opts["width"]) == pytest.approx([0.62, 0.25, 0.13])
     hover(qtbot, bars.plot_widget, plot, 0.1, 1)
-    assert bars.hover.text == "espresso: 25.00%"
+    assert bars.hover.text == "espresso: 25.00%" and QToolTip.text() == "espresso: 25.00%"
+    QToolTip.hideText()  # as Qt does when the mouse leaves: the same row brings it back
+    qtbot.waitUntil(lambda: not QToolTip.isVisible())
+    hover(qtbot, bars.plot_widget, plot, 0.3, 1)
+    assert QToolTip.isVisible() and QToolTip.text() == "espresso: 25.00%"
     hover(qtbot, bars.plot_widget, plot, 0.9, 0)  # past the end of the bar: still that row
     assert bars.hover.text == "American Staffordshire terrier: 62.00%\na dog"
     assert [a.text() for a in bars.export.menu().actions()] == ["Export PNG…", "Export CSV…"]

@@ -127,6 +127,9 @@ def test_mae_loss_curve_hover_reads_the_nearest_point(qtbot, tmp_path):
     hover(qtbot, curve.view, curve.plot, 50, 1.0 / 51)
     assert curve.hover.text == f"step 50 · loss {1 / 51:.4f}"
     assert curve.export.save_csv(str(tmp_path / "loss.csv")) is None
+    missing = tmp_path / "no such folder" / "loss.csv"
+    error = curve.export.save_csv(str(missing))
+    assert error.startswith(f"Could not write {missing}") and "\n" not in error  # one line naming the file
     assert read_csv(tmp_path / "loss.csv")[:2] == [["step", "loss"], ["0", "1"]]
 
 

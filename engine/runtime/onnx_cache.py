@@ -12,7 +12,7 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from engine.paths import cache_dir
 

@@ -121,19 +121,30 @@ class Embedder:
 
     def encode_images(self, batch: np.ndarray) -> np.ndarray:
         if self.tower is not None:
-            out = self.tower(batch)
+            out = self.tower(batch if isinstance(batch, np.ndarray) else batch.float().cpu().numpy())
             out = self._post(out) if self._post is not None else out
             if self.unit_vectors:
                 out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
             return out.astype(np.float32, copy=False)
         import torch
 
-        x = torch.from_numpy(batch).to(self.device)
-        with torch.inference_mode():
+        x = torch.as_tensor(batch).to(self.device)
+        with torch.inference_mode(), torch.autocast(self.device_type, dtype=torch.bfloat16,
+                                                    enabled=self.device_type == "cuda"):
             out = self.model.encode_image(x).float()
             if self.unit_vectors:
                 out = torch.nn.functional.normalize(out, dim=-1)
         return out.cpu().numpy()
+
+    @property
+    def device_type(self) -> str:
+        return str(self.device).split(":")[0]
+
+    def input_dtype(self):
+        """bf16 inputs on CUDA (the model runs under bf16 autocast there), else float32."""
+        import torch
+
+        return torch.bfloat16 if self.device_type == "cuda" else torch.float32
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         import torch

@@ -3,7 +3,7 @@
 
 Each panel is shown with a real result (sample photos, real weights), then grabbed once per window
 size (default 1280x800 and 1920x1080) into docs/screenshots/WxH/. With panel names (classify,
-attention, search, mae, train, train_pseudo_label, generate, match, match_vilt) only those are made;
+attention, search, mae, train, train_pseudo_label, train_test_model, generate, match, match_vilt) only those are made;
 classify also makes models.png. A panel is shown before its result is asked for: panels run their first sample only
 once they are shown.
 """
@@ -75,7 +75,7 @@ def main() -> None:
     out = ROOT / "docs" / "screenshots"
     shots = {"classify": classify_screenshot, "attention": attention_screenshot, "search": search_screenshot,
              "mae": mae_screenshot, "train": train_screenshot, "train_pseudo_label": train_pseudo_label_screenshot,
-             "generate": generate_screenshot,
+             "train_test_model": train_test_model_screenshot, "generate": generate_screenshot,
              "match": match_screenshot, "match_vilt": match_vilt_screenshot}
     unknown = set(names) - set(shots)
     if unknown:
@@ -208,9 +208,40 @@ def train_screenshot(app: QApplication, window, out: Path) -> None:
 
 
 
+def train_test_model_screenshot(app: QApplication, window, out: Path) -> None:
+    """Train → Test your model: a short supervised ViT on Fashion-MNIST tested on a test image
+    (prediction + attention rollout), then exported to ONNX and the export tested on the same image."""
+    panel = window.panels["train"]
+    window.tabs.setCurrentWidget(panel)
+    wait(app, lambda: "supervised" in panel.infos, 120)
+    panel.set_dataset("fashion-mnist")
+    panel.recipe.setCurrentIndex(panel.recipe.findData("supervised"))
+    panel.set_config({"max_steps": 300, "batch_size": 64, "embed_dim": 48, "depth": 2, "num_heads": 3,
+                      "train_limit": 8192, "test_limit": 1000, "log_every": 10})
+    panel.start()
+    name = panel.run_name
+    wait(app, lambda: not panel.running(), 900)
+    if "Finished" not in panel.status.text():
+        raise SystemExit(f"the run did not finish: {panel.status.text()} {panel.error.text()}")
+    wait(app, lambda: panel.runs.row_of(name) is not None and panel.runs.row_of(name).status == "finished", 60)
+    panel.runs.select_run(name)
+    view = panel.test_view
+    panel.tabs.setCurrentWidget(view)
+    wait(app, lambda: view.samples_holder.strip is not None and view.samples_holder.strip.paths(), 60)
+    image = view.samples_holder.strip.paths()[0]
+    view.use_run.setChecked(True)
+    view.set_image(image)
+    wait(app, lambda: view.last is not None and view.last.path == image and view.last.source == "run", 120)
+    save(app, window, out, "train_test_model.png")
+    dest = Path(tempfile.mkdtemp(prefix="pw-export-")) / f"{name}.onnx"
+    panel.export_selected(str(dest))
+    wait(app, lambda: view.last is not None and view.last.source == "onnx", 300)
+    save(app, window, out, "train_test_onnx.png")
+
+
 def train_pseudo_label_screenshot(app: QApplication, window, out: Path) -> None:
     """Train: a short pseudo-label run (4 rounds): per-class pseudo-label bars, per-round accuracy and
-    coverage. The README's figures come from the longer command given there."""
+    coverage, then its confusion matrix. The README's figures come from the longer command given there."""
     panel = window.panels["train"]
     window.tabs.setCurrentWidget(panel)
     wait(app, lambda: "pseudo_label" in panel.infos, 120)
@@ -223,6 +254,8 @@ def train_pseudo_label_screenshot(app: QApplication, window, out: Path) -> None:
     wait(app, lambda: not panel.running(), 900)
     settle(app, 60)  # the history reload and the last redraw
     save(app, window, out, "train_pseudo_label.png")
+    panel.tabs.setCurrentWidget(panel.results)  # the run's confusion matrix and per-class accuracy
+    save(app, window, out, "train_confusion.png")
 
 
 def generate_screenshot(app: QApplication, window, out: Path) -> None:

@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_match_parser(sub, common)
 
+    from engine.export.cli import add_parser as add_export_parser
+
+    add_export_parser(sub, common)
+
     m = sub.add_parser("models", parents=[common], help="list the model catalogue")
     m.add_argument("--json", action="store_true")
     return parser
@@ -111,6 +115,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from engine.match.cli import run as run_match
 
         return run_match(args)
+    if args.command == "export":
+        from engine.export.cli import run as run_export
+
+        return run_export(args)
     raise SystemExit(f"unknown command {args.command}")  # argparse already rejects these
 
 

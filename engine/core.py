@@ -81,6 +81,8 @@ REQUESTS: dict[str, str] = {
     "collection_map": "engine.collection.jobs:map_job",
     "collection_duplicates": "engine.collection.jobs:duplicates_job",
     "collection_like": "engine.collection.jobs:like_job",
+    "export_run": "engine.export.jobs:export_job",
+    "try_model": "engine.export.try_model:try_model_job",
 }
 
 #: Requests that only fetch what a panel needs to show itself (lists, samples, previews, curves):

@@ -33,6 +33,10 @@ class ModelError(PatchworkError):
     """A model that cannot be found, loaded or run."""
 
 
+class ExportError(PatchworkError):
+    """A model that cannot be exported, or whose export failed its check against PyTorch."""
+
+
 class DiskFullError(PatchworkError):
     """A write that failed because the disk (or the file's size limit) is full."""
 

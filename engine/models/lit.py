@@ -104,14 +104,21 @@ class _TinyTextTower(nn.Module):
         self.tokenizer = tokenizer
         self.max_length = cfg.max_position_embeddings
 
+    def tokenize(self, texts: list[str]) -> dict:
+        return self.tokenizer([str(t).strip() for t in texts], padding=True, truncation=True,
+                              max_length=self.max_length, return_tensors="pt")
+
+    def forward_tokens(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
+        """Token ids -> pooled features (B, H): the traceable part (ONNX export)."""
+        tokens = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                            token_type_ids=token_type_ids)[0]  # (B, T, H)
+        w = attention_mask.unsqueeze(-1).to(tokens.dtype)  # (B, T, 1)
+        return (tokens * w).sum(1) / w.sum(1).clamp_min(1e-9)  # (B, H)
+
     def forward(self, texts: list[str]) -> torch.Tensor:
         device = self.model.embeddings.word_embeddings.weight.device
-        tok = self.tokenizer([str(t).strip() for t in texts], padding=True, truncation=True,
-                             max_length=self.max_length, return_tensors="pt")
-        tok = {k: v.to(device) for k, v in tok.items()}
-        tokens = self.model(**tok)[0]  # (B, T, H)
-        w = tok["attention_mask"].unsqueeze(-1).to(tokens.dtype)  # (B, T, 1)
-        return (tokens * w).sum(1) / w.sum(1).clamp_min(1e-9)  # (B, H)
+        tok = {k: v.to(device) for k, v in self.tokenize(texts).items()}
+        return self.forward_tokens(tok["input_ids"], tok["attention_mask"], tok.get("token_type_ids"))
 
 
 class _MiniLMTower(nn.Module):
@@ -121,9 +128,19 @@ class _MiniLMTower(nn.Module):
         super().__init__()
         self.encoder = encoder  # engine.models.builders.SentenceEncoder
 
+    @property
+    def max_length(self) -> int:
+        return self.encoder.max_seq_length
+
+    def tokenize(self, texts: list[str]) -> dict:
+        return self.encoder.tokenize(list(texts))
+
+    def forward_tokens(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
+        return self.encoder(input_ids, attention_mask, token_type_ids)
+
     def forward(self, texts: list[str]) -> torch.Tensor:
         device = next(self.encoder.parameters()).device
-        batch = {k: v.to(device) for k, v in self.encoder.tokenize(list(texts)).items()}
+        batch = {k: v.to(device) for k, v in self.tokenize(texts).items()}
         return self.encoder(**batch)
 
 

@@ -10,18 +10,14 @@ Nothing here imports torch except `export`.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from engine.errors import ModelError
-from engine.paths import cache_dir
+from engine.runtime import onnx_cache
 
-OPSET = 17
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -33,24 +29,12 @@ def model_folder() -> Path:
 
 def weights_key(folder: Path) -> str:
     """A short SHA-256 of the weights file: a new package version gets a new export."""
-    weights = folder / "model.safetensors"
-    stat = weights.stat()
-    memo = cache_dir() / "onnx" / f".sha-{stat.st_size}-{stat.st_mtime_ns}"
-    if memo.is_file():
-        return memo.read_text().strip()
-    h = hashlib.sha256()
-    with open(weights, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    key = h.hexdigest()[:16]
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    memo.write_text(key)
-    return key
+    return onnx_cache.weights_key(folder / "model.safetensors")
 
 
 def onnx_path(folder: Path | None = None) -> Path:
     folder = folder or model_folder()
-    return cache_dir() / "onnx" / f"minilm-l6-v2-{weights_key(folder)}.onnx"
+    return onnx_cache.folder() / f"minilm-l6-v2-{weights_key(folder)}.onnx"
 
 
 def export(folder: Path | None = None) -> Path:
@@ -73,31 +57,16 @@ def export(folder: Path | None = None) -> Path:
             return self.bert(input_ids=input_ids, attention_mask=attention_mask,
                              token_type_ids=token_type_ids).last_hidden_state
 
-    model = Body().eval()
     ids = torch.ones(2, 8, dtype=torch.long)
-    tmp = dest.with_name(f".tmp-{os.getpid()}-{dest.name}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # The TorchScript exporter: it needs no onnx/onnxscript packages and traces this BERT
-        # exactly (the parity test); torch >= 2.9 warns that the dynamo exporter is the default.
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(model, (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(tmp),
-                              input_names=list(_INPUTS), output_names=["last_hidden_state"],
-                              dynamic_axes={n: {0: "batch", 1: "tokens"} for n in _INPUTS}
-                              | {"last_hidden_state": {0: "batch", 1: "tokens"}},
-                              opset_version=OPSET, dynamo=False)
-        tmp.replace(dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
+    axes = {n: {0: "batch", 1: "tokens"} for n in (*_INPUTS, "last_hidden_state")}
+    return onnx_cache.export_module(Body(), (ids, torch.ones_like(ids), torch.zeros_like(ids)), dest,
+                                    list(_INPUTS), ["last_hidden_state"], axes)
 
 
 class MiniLMOnnx:
     """encode(texts) -> (N, 384) float32, L2-normalised, as SentenceTransformer.encode gives."""
 
     def __init__(self, folder: Path | None = None, path: Path | None = None, threads: int | None = None):
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         folder = folder or model_folder()
@@ -111,10 +80,7 @@ class MiniLMOnnx:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_len)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = onnx_cache.session(path, threads)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:

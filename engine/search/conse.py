@@ -52,15 +52,25 @@ def build_conse(entry, path=None):
             super().__init__()
             self.classifier, self.text = classifier, text
             self.top_t = int(entry.option("top_t", str(TOP_T)))
-            self.register_buffer("label_emb", torch.from_numpy(_label_embeddings(text, label_texts())))
+            self.label_emb_np = _label_embeddings(text, label_texts())
+            self.register_buffer("label_emb", torch.from_numpy(self.label_emb_np))
 
         @torch.inference_mode()
         def encode_image(self, x):
-            probs = self.classifier(x).float().softmax(-1)  # N x 1000
-            p, idx = probs.topk(self.top_t, dim=-1)  # N x T
-            w = p / p.sum(-1, keepdim=True)
-            emb = (w.unsqueeze(-1) * self.label_emb[idx]).sum(1)  # N x D
-            return torch.nn.functional.normalize(emb, dim=-1)
+            return torch.from_numpy(self.from_logits(self.classifier(x).float().cpu().numpy())).to(x.device)
+
+        def from_logits(self, logits: np.ndarray) -> np.ndarray:
+            """The classifier's logits -> the photo's vector (also the ONNX tower's numpy post-step):
+            the probability-weighted mean of its top-T class names' embeddings, unit length."""
+            from engine.search.labelspace import softmax
+
+            probs = softmax(logits.astype(np.float64))  # N x 1000
+            idx = np.argsort(-probs, axis=-1, kind="stable")[:, :self.top_t]  # N x T
+            p = np.take_along_axis(probs, idx, axis=-1)
+            w = p / p.sum(-1, keepdims=True)
+            emb = (w[..., None] * self.label_emb_np[idx]).sum(1)  # N x D
+            emb /= np.maximum(np.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)
+            return emb.astype(np.float32)
 
         @torch.inference_mode()
         def encode_text(self, texts: list[str]):

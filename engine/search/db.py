@@ -208,8 +208,9 @@ def prune(con: sqlite3.Connection, root: str, seen_paths: set[str]) -> int:
     return len(gone)
 
 
-def load_vectors(con: sqlite3.Connection, model_id: str, root: str | None = None):
-    """(paths, matrix N x D float32) of the ok files under `root` indexed for `model_id`."""
+def load_vectors(con: sqlite3.Connection, model_id: str, root: str | None = None, since: float | None = None):
+    """(paths, matrix N x D float32) of the ok files under `root` indexed for `model_id`; only the
+    rows written after `since` (their `seen`) when given."""
     tbl = existing_table(con, model_id)
     if tbl is None:
         return [], np.zeros((0, 0), np.float32)
@@ -219,6 +220,9 @@ def load_vectors(con: sqlite3.Connection, model_id: str, root: str | None = None
     if root is not None:
         q += " AND f.root=?"
         args = (stored(root),)
+    if since is not None:
+        q += " AND f.seen > ?"
+        args += (since,)
     rows = con.execute(q + " ORDER BY f.path", args).fetchall()
     if not rows:
         return [], np.zeros((0, dim), np.float32)

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from hashlib import blake2b
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from engine.errors import BadImageError, PatchworkError
 from engine.images import SUFFIXES, open_image
 from engine.jobs import Partial, Progress
 from engine.preprocess import to_input
-from engine.search import db
+from engine.search import db, device_decode
 from engine.search.embedders import DEFAULT_SEARCH_MODEL, Embedder
 from engine.stopping import Interrupted, stop_inside
 
@@ -46,6 +46,10 @@ class IndexResult:
 #: itself is interruptible (stop_inside). 0.25 s cost CLIP ViT-B/32 a quarter of its throughput
 #: (chunks of 4 on 2 cores: 9.5 vs 12.4 images/s); 1.0 s matches unchunked (11.9 vs 11.9).
 CHUNK_S = 1.0
+#: Photos to embed that pay for exporting a model's image tower to ONNX Runtime (once per weights
+#: file, 5-30 s) before using it: ~0.1 s saved a photo on 2 cores. Below this a folder is embedded
+#: by PyTorch, unless the export is already cached.
+ONNX_MIN_PHOTOS = 100
 
 
 def _chunks(items: list, size: int):
@@ -61,6 +65,7 @@ class _Item:
     hash: str | None = None
     array: np.ndarray | None = None
     reason: str | None = None
+    raw: bytes | None = None  # JPEG bytes left for the device to decode (GPU indexing)
 
 
 def scan(root: str, folders: list[str] | None = None) -> list[tuple[str, int, int]]:
@@ -85,8 +90,9 @@ def scan(root: str, folders: list[str] | None = None) -> list[tuple[str, int, in
     return out
 
 
-def _prepare(path: str, size: int, mtime_ns: int, pp, known_hashes: frozenset) -> _Item:
-    """Worker thread: read, hash, and (unless the content is known) decode + preprocess."""
+def _prepare(path: str, size: int, mtime_ns: int, pp, known_hashes: frozenset, raw_jpegs: bool = False) -> _Item:
+    """Worker thread: read, hash, and (unless the content is known) decode + preprocess; with
+    `raw_jpegs`, JPEGs the device decoder takes are left as bytes for it."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -95,6 +101,12 @@ def _prepare(path: str, size: int, mtime_ns: int, pp, known_hashes: frozenset) -
     digest = blake2b(data, digest_size=16).hexdigest()
     if digest in known_hashes:
         return _Item(path, size, mtime_ns, digest)
+    if raw_jpegs and device_decode.device_jpeg(data):
+        return _Item(path, size, mtime_ns, digest, raw=data)
+    return _decoded(path, size, mtime_ns, digest, data, pp)
+
+
+def _decoded(path: str, size: int, mtime_ns: int, digest: str, data: bytes, pp) -> _Item:
     try:
         img = open_image(path, draft=(pp.resize, pp.resize), data=data)
         return _Item(path, size, mtime_ns, digest, to_input(img, pp))
@@ -103,7 +115,8 @@ def _prepare(path: str, size: int, mtime_ns: int, pp, known_hashes: frozenset) -
 
 
 def index_job(ctx, folder: str, model_id: str = DEFAULT_SEARCH_MODEL, db_path: str | None = None,
-              batch_size: int = 16, workers: int | None = None):
+              batch_size: int = 16, workers: int | None = None, device_decode: bool | None = None):
+    """`device_decode`: JPEGs decoded on the model's device in batches (default: on a CUDA device)."""
     t0 = time.perf_counter()
     root = str(Path(folder).expanduser().resolve())
     if not os.path.isdir(root):
@@ -112,11 +125,11 @@ def index_job(ctx, folder: str, model_id: str = DEFAULT_SEARCH_MODEL, db_path: s
         while not lock.acquire():  # another indexer (thread, process, app instance) has this folder
             yield Progress(None, "waiting: another indexer is working on this folder")
             time.sleep(0.2)
-        return (yield from _index_locked(ctx, root, model_id, db_path, batch_size, workers, t0))
+        return (yield from _index_locked(ctx, root, model_id, db_path, batch_size, workers, t0, device_decode))
 
 
 def _index_locked(ctx, root: str, model_id: str, db_path: str | None, batch_size: int, workers: int | None,
-                  t0: float):
+                  t0: float, on_device: bool | None = None):
     yield Progress(None, "scanning folder")
     folders: list[str] = []
     files = scan(root, folders)
@@ -129,8 +142,7 @@ def _index_locked(ctx, root: str, model_id: str, db_path: str | None, batch_size
     pool = ThreadPoolExecutor(max_workers=workers or max(1, min(8, os.cpu_count() or 1)),
                               thread_name_prefix="patchwork-decode")
     try:
-        dim = embedder.encode_texts(["photo"]).shape[1]
-        tbl = db.emb_table(con, model_id, dim)
+        tbl = db.emb_table(con, model_id, embedder.image_dim())
         known = db.known_files(con, root)
         have = {h for (h,) in con.execute(f"SELECT hash FROM {tbl}")}
         todo, unchanged = [], 0
@@ -141,17 +153,27 @@ def _index_locked(ctx, root: str, model_id: str, db_path: str | None, batch_size
             else:
                 todo.append((path, size, mtime))
         total = len(todo)
+        if todo:
+            yield Progress(None, "preparing the image model")
+            reason = embedder.use_onnx_images(ctx, export=total >= ONNX_MIN_PHOTOS)
+            if reason:
+                notices.append(reason)
+                yield Partial({"notice": reason})
+            if total >= ONNX_MIN_PHOTOS and str(ctx.device) == "cpu":
+                embedder.export_onnx_text()  # for torch-free text queries (engine/search/quick.py)
         yield Progress(0.0 if total else 1.0, f"{total} to index · {unchanged} unchanged", 0, total)
 
         frozen = frozenset(have)
         pp = embedder.preprocess
+        if on_device is None:
+            on_device = str(ctx.device).startswith("cuda") and embedder.tower is None
         pending: deque = deque()
         it = iter(todo)
         window = batch_size * 3  # bounded read-ahead keeps memory flat on huge folders
 
         def refill():
             for path, size, mtime in it:
-                pending.append(pool.submit(_prepare, path, size, mtime, pp, frozen))
+                pending.append(pool.submit(_prepare, path, size, mtime, pp, frozen, on_device))
                 if len(pending) >= window:
                     break
 
@@ -163,6 +185,8 @@ def _index_locked(ctx, root: str, model_id: str, db_path: str | None, batch_size
         while pending:
             batch = [pending.popleft().result() for _ in range(min(batch_size, len(pending)))]
             refill()
+            if any(item.raw is not None for item in batch):
+                batch = _decode_on_device(batch, embedder, pp)
             new = {}  # hash -> array, deduplicated within the batch
             for item in batch:
                 if item.reason is None and item.array is not None and item.hash not in have:
@@ -174,7 +198,7 @@ def _index_locked(ctx, root: str, model_id: str, db_path: str | None, batch_size
                     t_chunk = time.perf_counter()
                     try:  # a model call that outlasts Stop is abandoned: this batch is simply not written
                         with stop_inside(cancelled):
-                            parts.append(embedder.encode_images(np.stack(chunk)))
+                            parts.append(embedder.encode_images(_stack(chunk)))
                     except Interrupted:
                         yield None  # the engine closes the job here
                         raise
@@ -205,6 +229,33 @@ def _index_locked(ctx, root: str, model_id: str, db_path: str | None, batch_size
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         con.close()
+
+
+def _decode_on_device(batch: list[_Item], embedder, pp) -> list[_Item]:
+    """The batch's JPEG bytes decoded and preprocessed on the model's device in one call; what the
+    device refused is decoded on the CPU (which names the reason if the file is bad)."""
+    raws = [i for i, item in enumerate(batch) if item.raw is not None]
+    dtype = embedder.input_dtype()
+    inputs = device_decode.prepare_batch([batch[i].raw for i in raws], embedder.device, pp, dtype)
+    out = list(batch)
+    for i, x in zip(raws, inputs):
+        item = batch[i]
+        if x is not None:
+            out[i] = replace(item, array=x, raw=None)
+        else:
+            out[i] = _decoded(item.path, item.size, item.mtime_ns, item.hash, item.raw, pp)
+    return out
+
+
+def _stack(chunk: list):
+    """numpy rows stack in numpy; a chunk with device tensors stacks on the device."""
+    if all(isinstance(x, np.ndarray) for x in chunk):
+        return np.stack(chunk)
+    import torch
+
+    device = next(x.device for x in chunk if not isinstance(x, np.ndarray))
+    dtype = next(x.dtype for x in chunk if not isinstance(x, np.ndarray))
+    return torch.stack([torch.as_tensor(x).to(device=device, dtype=dtype) for x in chunk])
 
 
 class _FolderLock:

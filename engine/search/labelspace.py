@@ -111,6 +111,11 @@ def image_vectors(probs: np.ndarray) -> np.ndarray:
     return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def normalise(vec: np.ndarray) -> np.ndarray:
     """A query's combined vector (after +/- weights) scaled so its largest membership is 1."""
     return vec / max(float(np.abs(vec).max()), 1e-12)
@@ -233,8 +238,12 @@ def build_labelspace(entry, path=None):
 
         @torch.inference_mode()
         def encode_image(self, x):
-            probs = self.classifier(x).float().softmax(-1)
-            return torch.from_numpy(image_vectors(probs.cpu().numpy())).to(x.device)
+            return torch.from_numpy(self.from_logits(self.classifier(x).float().cpu().numpy())).to(x.device)
+
+        @staticmethod
+        def from_logits(logits: np.ndarray) -> np.ndarray:
+            """The classifier's logits -> the photo's vector (also the ONNX tower's numpy post-step)."""
+            return image_vectors(softmax(logits))
 
         def encode_text(self, texts: list[str]):
             return self.text.encode(list(texts))

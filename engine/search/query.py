@@ -137,23 +137,84 @@ RERANK_MARGIN = 64
 
 
 class VectorCache:
-    """The folder's vectors in memory (float32 for exact scores, float16 for fast scans),
-    reloaded only when the index changed."""
+    """The folder's vectors in memory (float32 for exact scores, float16 for fast scans), keyed by
+    (index file, model, folder). While indexing adds rows, a query reads only the rows written
+    since the last one (their `seen` is newer) and appends them into spare capacity; anything
+    else that changed the files table (a file removed or re-indexed) reloads it all."""
 
     def __init__(self):
         self._key = None
+        self._stamp = None  # (rows in files, newest seen) when the vectors were read
         self.paths: list[str] = []
+        self._rows = _Growing()
+        self._half = _Growing()
         self.matrix = np.zeros((0, 0), np.float32)
         self.half = None
 
-    def get(self, con, model_id: str, root: str | None):
-        stamp = con.execute("SELECT count(*), max(seen) FROM files").fetchone()
-        key = (model_id, root, stamp)
-        if key != self._key:
-            self.paths, self.matrix = db.load_vectors(con, model_id, root)
-            self.half = to_half(self.matrix)
-            self._key = key
+    def get(self, con, model_id: str, root: str | None, db_path: str | None = None):
+        key = (os.path.abspath(db_path) if db_path else str(db.default_db_path()), model_id, root)
+        count, newest = con.execute("SELECT count(*), max(seen) FROM files").fetchone()
+        if key == self._key and (count, newest) == self._stamp:
+            return self.paths, self.matrix
+        if key != self._key or not self._append_new(con, model_id, root, count):
+            paths, matrix = db.load_vectors(con, model_id, root)
+            self.paths, self.matrix = paths, self._rows.reset(matrix)
+            half = to_half(matrix)
+            self.half = None if half is None else self._half.reset(half)
+        self._key, self._stamp = key, (count, newest)
         return self.paths, self.matrix
+
+    def _append_new(self, con, model_id: str, root: str | None, count: int) -> bool:
+        """Add the rows written since the last read; False where rows were also removed or replaced."""
+        old_count, old_newest = self._stamp
+        if old_newest is None:
+            return False
+        written = con.execute("SELECT count(*) FROM files WHERE seen > ?", (old_newest,)).fetchone()[0]
+        if count != old_count + written:
+            return False
+        paths, mat = db.load_vectors(con, model_id, root, since=old_newest)
+        if paths:
+            self.paths = self.paths + paths
+            self.matrix = self._rows.append(mat)
+            if self.half is None:
+                half = to_half(self.matrix)
+                self.half = None if half is None else self._half.reset(half)
+            else:
+                import torch
+
+                self.half = self._half.append(torch.from_numpy(mat).half())
+        return True
+
+
+class _Growing:
+    """Rows (numpy or torch) in a buffer with spare capacity: appending an indexing batch costs
+    the new rows, not a copy of the whole matrix (the buffer doubles when full)."""
+
+    def __init__(self):
+        self._buf = None
+        self._n = 0
+
+    def reset(self, rows):
+        self._buf, self._n = rows, rows.shape[0]
+        return rows
+
+    def append(self, more):
+        n, k = self._n, more.shape[0]
+        if self._buf is None or self._buf.ndim != 2 or self._buf.shape[1] != more.shape[1]:
+            self._buf, n = more[:0], 0
+        if self._buf.shape[0] < n + k:
+            shape = (max(2 * n, n + k, 1024), more.shape[1])
+            if isinstance(more, np.ndarray):
+                grown = np.empty(shape, more.dtype)
+            else:
+                import torch
+
+                grown = torch.empty(shape, dtype=more.dtype)
+            grown[:n] = self._buf[:n]
+            self._buf = grown
+        self._buf[n:n + k] = more
+        self._n = n + k
+        return self._buf[:self._n]
 
 
 def to_half(matrix: np.ndarray):
@@ -187,7 +248,7 @@ def search_with(embedder, query: str, terms: list[Term], root: str | None, top_k
     con = db.connect(db_path)
     try:
         if cache is not None:
-            paths, matrix = cache.get(con, embedder.model_id, root)
+            paths, matrix = cache.get(con, embedder.model_id, root, db_path)
         else:
             paths, matrix = db.load_vectors(con, embedder.model_id, root)
     finally:

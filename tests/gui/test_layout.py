@@ -237,3 +237,36 @@ def test_mae_views_fill_their_boxes(layout_window, qapp, size):
     panel = show(qapp, layout_window, "mae", size)
     for key, view in panel.views.items():
         assert view.height() >= 0.9 * view.width(), f"{key}: {view.width()}×{view.height()}"
+
+
+def drawn_tick_texts(axis) -> list[tuple[str, float, float]]:
+    """(text, left, right) of each tick label as pyqtgraph lays it out, in the axis's coordinates."""
+    from PySide6.QtGui import QImage, QPainter
+
+    image = QImage(8, 8, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [(text, rect.left(), rect.right()) for rect, _, text in texts]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_confusion_matrix_names_whole_and_counts_shown(layout_window, qapp, size):
+    """Ten Fashion-MNIST classes: every true-class name whole inside its axis, every count in its cell."""
+    panel = layout_window.panels["train"]
+    confusion = np.full((10, 10), 3) + np.diag(np.arange(60, 100, 4))
+    panel.results.set_result(confusion, FMNIST, "fmnist-vit · accuracy 78.0%")
+    panel.tabs.setCurrentWidget(panel.results)
+    try:
+        show(qapp, layout_window, "train", size)
+        axis = panel.results.matrix_plot.getAxis("left")
+        texts = drawn_tick_texts(axis)
+        assert [t for t, _, _ in texts] == FMNIST
+        assert all(left >= 0 and right <= axis.width() for _, left, right in texts), (texts, axis.width())
+        assert len(panel.results.cell_texts) == 100 and all(t.isVisible() for t in panel.results.cell_texts)
+        assert panel.results.matrix_plot.vb.height() >= 10 * 16, "cells too small for their counts"
+    finally:
+        panel.tabs.setCurrentWidget(panel.plots)
+

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import time
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPalette, QPen, QPolygonF
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel,
-                               QProgressBar, QPushButton, QSizePolicy, QSpinBox, QWidget)
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+                               QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
 from gui.jobs_dock import format_seconds
 from gui.panels.mae.patch_view import PatchView
 from gui.qimage import array_to_pixmap
+from gui.widgets import plot_style as ps
 from gui.widgets.layouts import column
 
 PREVIEW_VIEWS = (("original", "original"), ("masked", "masked"), ("reconstruction", "reconstruction"),
@@ -21,49 +23,53 @@ PREVIEW_EVERY = 50  # steps between live previews
 
 
 class LossCurve(QWidget):
-    """The training loss, drawn from a bounded list of points (no plotting library needed)."""
+    """The training loss in the Train curves' look: one curve over a bounded buffer, redrawn at
+    most 4 times a second; hovering reads a point, the wheel zooms, right-click exports."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.points: list[tuple[int, float]] = []
         self.setMinimumSize(160, 90)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        ps.configure()
+        self.view = pg.PlotWidget()
+        self.plot = self.view.getPlotItem()
+        ps.style_plot(self.plot, title="training loss (hidden patches)")
+        self.plot.layout.setContentsMargins(0, 0, 4, 0)
+        self.line = self.plot.plot([], [], pen=ps.curve_pen(ps.COLOURS[0]))
+        self.hover = ps.Hover(self.view, self.plot, self._text_at)
+        self.export = ps.ExportMenu(self, self.view, "MAE pretraining loss", self.csv_rows,
+                                    reset=self.plot.enableAutoRange)
+        self.timer = QTimer(self, singleShot=True, interval=250)
+        self.timer.timeout.connect(self.redraw)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.view)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - pyqtgraph's 600×480 would make the Pretrain tab that tall
+        return QSize(320, 140)
 
     def clear(self) -> None:
         self.points = []
-        self.update()
+        self.redraw()
 
     def add(self, step: int, loss: float) -> None:
         self.points.append((step, loss))
         del self.points[:-2000]
-        self.update()
+        if not self.timer.isActive():
+            self.timer.start()
 
-    def paintEvent(self, event) -> None:  # noqa: N802
-        p = QPainter(self)
-        pal = self.palette()
-        p.fillRect(self.rect(), pal.color(QPalette.ColorRole.Base))
-        p.setPen(pal.color(QPalette.ColorRole.Text))
-        p.drawText(QRectF(4, 2, self.width() - 8, 16), Qt.AlignmentFlag.AlignLeft, "training loss (hidden patches)")
-        if len(self.points) < 2:
-            return
-        box = QRectF(34, 20, self.width() - 42, self.height() - 36)
-        steps = [s for s, _ in self.points]
-        losses = [v for _, v in self.points]
-        lo, hi = min(losses), max(losses)
-        hi = hi if hi > lo else lo + 1e-6
-        s0, s1 = steps[0], max(steps[-1], steps[0] + 1)
-        poly = QPolygonF([QPointF(box.left() + (s - s0) / (s1 - s0) * box.width(),
-                                  box.bottom() - (v - lo) / (hi - lo) * box.height()) for s, v in self.points])
-        p.setPen(QPen(pal.color(QPalette.ColorRole.Mid), 1))
-        p.drawRect(box)
-        p.setPen(QPen(QColor("#d9480f"), 1.6))
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        p.drawPolyline(poly)
-        p.setPen(pal.color(QPalette.ColorRole.Text))
-        p.drawText(QRectF(0, box.top() - 6, 32, 14), Qt.AlignmentFlag.AlignRight, f"{hi:.2f}")
-        p.drawText(QRectF(0, box.bottom() - 8, 32, 14), Qt.AlignmentFlag.AlignRight, f"{lo:.2f}")
-        p.drawText(QRectF(box.left(), box.bottom() + 1, box.width(), 14), Qt.AlignmentFlag.AlignRight,
-                   f"step {steps[-1]}")
+    def redraw(self) -> None:
+        steps, losses = zip(*self.points) if self.points else ((), ())
+        self.line.setData(np.asarray(steps, float), np.asarray(losses, float))
+        self.line.setSymbol("o" if len(steps) < 3 else None)  # a first point or two stay visible
+
+    def _text_at(self, x: float, y: float) -> str | None:
+        hit = ps.nearest_point(self.plot, x, y)
+        return None if hit is None else f"step {hit[1]:,.0f} · loss {hit[2]:.4f}"
+
+    def csv_rows(self) -> list[list]:
+        return [["step", "loss"], *([s, f"{v:.6g}"] for s, v in self.points)]
 
 
 class PretrainBox(QWidget):

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, Q
                                QMenu, QMessageBox, QProgressBar, QPushButton, QScrollArea, QSplitter, QTabWidget,
                                QToolButton, QVBoxLayout, QWidget)
 
+from engine.export import EXPORTABLE
 from engine.train.recipes import RECIPES
 from gui.jobs_dock import format_seconds
 from gui.panels.train.plots import LivePlots
@@ -26,6 +27,7 @@ from gui.panels.train.preview import PreviewStrip
 from gui.panels.train.results import ResultsView
 from gui.panels.train.runs_table import RunsTable
 from gui.panels.train.settings_form import SettingsForm
+from gui.panels.train.test_model import TestModelView
 from gui.widgets.error_label import ErrorLabel
 
 DATASET_KINDS = (("fashion-mnist", "Fashion-MNIST (70,000 clothes)"),
@@ -172,6 +174,8 @@ class TrainPanel(QWidget):
         self.tabs.addTab(preview_page, "Dataset preview")
         self.tabs.addTab(self.plots, "Curves")
         self.tabs.addTab(self.results, "Confusion matrix")
+        self.test_view = TestModelView(self.bridge, settings)
+        self.tabs.addTab(self.test_view, "Test your model")
 
         self.runs = RunsTable()
         self.runs.selection_changed.connect(self._selection_changed)
@@ -183,6 +187,10 @@ class TrainPanel(QWidget):
         self.curves_button.clicked.connect(self.show_selected_curves)
         self.delete_button = QToolButton(text="Delete")
         self.delete_button.clicked.connect(self.delete_selected)
+        self.export_button = QToolButton(text="Export…")
+        self.export_button.setToolTip("Write the selected run as ONNX, checked with onnxruntime against PyTorch, "
+                                      "with a JSON sidecar (labels, preprocessing, domain, SHA-256)")
+        self.export_button.clicked.connect(self.export_selected)
         self.folder_button = QToolButton(text="Open folder")
         self.folder_button.clicked.connect(self.open_selected_folder)
         self.use_button = QToolButton(text="Use in…")
@@ -200,7 +208,7 @@ class TrainPanel(QWidget):
         self.compare_button.setMenu(compare_menu)
         run_buttons = QHBoxLayout()
         for b in (self.refresh_button, self.curves_button, self.use_button, self.compare_button,
-                  self.folder_button, self.delete_button):
+                  self.export_button, self.folder_button, self.delete_button):
             run_buttons.addWidget(b)
         run_buttons.addStretch(1)
         runs_box = QGroupBox("Runs")
@@ -603,6 +611,9 @@ class TrainPanel(QWidget):
             for pid in one.panels:
                 self.use_menu.addAction(PANEL_TITLES.get(pid, pid), lambda p=pid, m=one.model_id: self.use_in(p, m))
         self.use_button.setEnabled(not self.use_menu.isEmpty())
+        self.export_button.setEnabled(bool(one and one.model_id and one.family in EXPORTABLE
+                                           and one.status in ("finished", "stopped", "interrupted")))
+        self.test_view.set_run(one)
 
     def show_selected_curves(self) -> None:
         """Overlay the selected runs' full curves (one colour each)."""
@@ -628,6 +639,35 @@ class TrainPanel(QWidget):
                            on_result=lambda _: (self.plots.remove(name), self.refresh_runs(),
                                                 self.bridge.catalogue_changed.emit()),
                            on_error=lambda e: self._show_error(e.message))
+
+    def export_selected(self, dest: str | None = None) -> int | None:
+        """Export the selected run to ONNX (asks where unless `dest` is given)."""
+        sel = self.runs.selected()
+        if len(sel) != 1:
+            return None
+        run = sel[0]
+        if dest is None:
+            start = self.settings.value("train/export_dir", os.path.expanduser("~"))
+            dest, _ = QFileDialog.getSaveFileName(self, f"Export {run.name} to ONNX",
+                                                  os.path.join(start, f"{run.name}.onnx"), "ONNX models (*.onnx)")
+            if not dest:
+                return None
+            if not dest.lower().endswith(".onnx"):
+                dest += ".onnx"
+            self.settings.setValue("train/export_dir", os.path.dirname(dest))
+        self.status.setText(f"Exporting {run.name} to {os.path.basename(dest)}…")
+        return self.bridge.submit("export_run", {"run": run.path, "dest": dest}, name=f"Export {run.name} to ONNX",
+                                  on_result=lambda r, fam=run.family: self._exported(r, fam),
+                                  on_error=lambda e: self._show_error(e.message))
+
+    def _exported(self, res, family: str) -> None:
+        files = ", ".join(os.path.basename(f) for f in res.files)
+        self.status.setText(f"Exported {files}: onnxruntime matches PyTorch within {res.max_abs_diff:.1e} "
+                            f"(allowed {res.tolerance:g}); labels, preprocessing and checksums in "
+                            f"{os.path.basename(res.sidecar)}.")
+        if family == "classifier":  # show the export answering at once
+            self.test_view.set_onnx(res.files[0])
+            self.tabs.setCurrentWidget(self.test_view)
 
     def open_selected_folder(self) -> None:
         sel = self.runs.selected()

@@ -4,7 +4,8 @@ pseudo-labelling the per-class counts of the pseudo-labels and their accuracy an
 
 Each run shown is a series with its own colour; its curves are created once and updated
 with setData from bounded buffers on a timer (4 Hz), never rebuilt per record. Records
-arrive from the engine (live) or from a run's metrics.jsonl (history, comparisons).
+arrive from the engine (live) or from a run's metrics.jsonl (history, comparisons). Hovering
+reads the nearest point; right-click resets the zoom or exports PNG / every buffer as CSV.
 """
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+from gui.widgets import plot_style as ps
+from gui.widgets.plot_style import COLOURS, TITLE_SIZE
+
 MAX_POINTS = 5000
 #: Eval metrics plotted, in order of preference; the first present names the metric plot.
 METRICS = (("accuracy", "test accuracy"), ("knn_acc", "kNN accuracy"), ("zero_shot_accuracy", "zero-shot accuracy"),
@@ -24,7 +27,6 @@ PERCENT_METRICS = {"accuracy", "knn_acc", "zero_shot_accuracy", "recall_at_1"}
 SSL_TITLE = "Instance accuracy · <span style='font-style:italic'>queue / bank fill (dotted)</span>"
 SIMILARITY_TITLE = ("Contrastive: <span style='color:#2ca02c'>positives</span> vs "
                     "<span style='color:#d62728'>negatives</span>, cosine")
-TITLE_SIZE = "10pt"
 #: Pseudo-labelling's per-round lines (eval records), drawn in the bottom-right plot.
 PSEUDO_LINES = ("pseudo_label_accuracy", "pseudo_label_coverage")
 
@@ -64,18 +66,21 @@ class LivePlots(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        pg.setConfigOptions(antialias=True, background="w", foreground="#333")
+        ps.configure()
         self.view = pg.GraphicsLayoutWidget()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.view)
         self.plots: dict[str, pg.PlotItem] = {}
+        self.hovers: dict[str, ps.Hover] = {}
+        self.pseudo_names: list[str] = []
+        self.clip_matrix = np.zeros((0, 0))
         for row, pair in enumerate((("loss", "metric"), ("lr", "throughput"), ("similarity", "ssl"))):
             for col, key in enumerate(pair):
                 p = self.view.addPlot(row=row, col=col)
-                p.showGrid(x=True, y=True, alpha=0.25)
-                p.setMenuEnabled(False)
+                ps.style_plot(p)
                 self.plots[key] = p
+                self.hovers[key] = ps.Hover(self.view, p, lambda x, y, k=key: self.text_at(k, x, y))
         for key, title in (("loss", "training loss"), ("metric", "held-out metric"), ("lr", "learning rate"),
                            ("throughput", "samples / s"), ("similarity", SIMILARITY_TITLE), ("ssl", SSL_TITLE)):
             self.set_title(key, title)
@@ -105,10 +110,11 @@ class LivePlots(QWidget):
         self.sim_image.hide()
         self.plots["similarity"].addItem(self.sim_image)
         # Pseudo-labelling: how many pseudo-labels each class has (bars)
-        self.pseudo_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#3b7dd8")
+        self.pseudo_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=ps.ACCENT, pen=pg.mkPen(None))
         self.pseudo_bars.hide()
         self.plots["similarity"].addItem(self.pseudo_bars)
         self._ssl_rows(False)
+        self.export = ps.ExportMenu(self, self.view, "training curves", self.csv_rows, reset=self.reset_zoom)
         self.timer = QTimer(self)
         self.timer.setInterval(250)
         self.timer.timeout.connect(self.redraw)
@@ -211,6 +217,7 @@ class LivePlots(QWidget):
         self.pseudo_bars.setOpts(x=x, height=counts, width=0.8)
         self.pseudo_bars.show()
         names = classes if len(classes) == len(counts) else [str(i) for i in x]
+        self.pseudo_names = names  # whole, for hovering
         p.getAxis("bottom").setTicks([[(i, n[:3]) for i, n in enumerate(names)]])  # ten names fit at 3 letters
         self.set_title("similarity", f"Pseudo-labels per class ({int(counts.sum()):,} in all)")
         p.setLabel("bottom", "")
@@ -314,6 +321,46 @@ class LivePlots(QWidget):
                     curve = self._curve(s, "ssl", field, style)
                     curve.setData(np.asarray(xs), np.asarray(ys))
                     curve.setSymbol("o")  # one point per round
+
+    # ------------------------------------------------------------------ reading and export
+    def text_at(self, plot_key: str, x: float, y: float) -> str | None:
+        """What the cursor points at in one plot: a curve's nearest point (run, step, value), a
+        pseudo-label bar or a CLIP matrix cell."""
+        if plot_key == "similarity" and self.pseudo_bars.isVisible():
+            counts, i = self.pseudo_bars.opts["height"], int(round(x))
+            return f"{self.pseudo_names[i]}: {int(counts[i]):,} pseudo-labels" if 0 <= i < len(counts) else None
+        if plot_key == "similarity" and self.sim_image.isVisible():
+            rows, cols = self.clip_matrix.shape
+            i, j = int(np.floor(y)), int(np.floor(x))
+            return f"image {i} · text {j}: {self.clip_matrix[i, j]:.3f}" if 0 <= i < rows and 0 <= j < cols else None
+        hit = ps.nearest_point(self.plots[plot_key], x, y)
+        if hit is None:
+            return None
+        item, px, py = hit
+        if item is self.hist_pos or item is self.hist_neg:
+            return f"{item.name()}: cosine {px:.2f} · {py:,.0f}"
+        for s in self.series.values():
+            for key, curve in s.curves.items():
+                if curve is item:
+                    field = key.split(":", 1)[1]
+                    return f"{s.name} · step {px:,.0f} · {field} {ps.format_value(py)}"
+        return None
+
+    def reset_zoom(self) -> None:
+        for plot in self.plots.values():
+            plot.enableAutoRange()
+        if self.sim_image.isVisible():
+            rows, cols = self.clip_matrix.shape
+            self.plots["similarity"].setRange(xRange=(0, cols), yRange=(0, rows), padding=0.02)
+
+    def csv_rows(self) -> list[list]:
+        """Every buffered point of every run shown: run, kind, field, step, value."""
+        rows = [["run", "kind", "field", "step", "value"]]
+        for s in self.series.values():
+            for kind, buffers in (("train", s.train), ("eval", s.eval)):
+                for field, points in buffers.items():
+                    rows += [[s.name, kind, field, f"{step:g}", f"{value:.6g}"] for step, value in points]
+        return rows
 
     # ------------------------------------------------------------------ for tests and the panel
     def points(self, name: str, field: str = "loss") -> list[tuple[float, float]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from gui.dropping import FileDrops, choose_image
+from gui.latest import LatestRequest
 from gui.samples import sample_photos
 from gui.shown_first import ShownFirst
 
@@ -13,8 +14,7 @@ class ImageInput(ShownFirst, FileDrops):
     `submit_latest`) and `show_result(res)`. The first sample is run once the panel is shown."""
 
     current_path: str | None = None
-    _job: int | None = None  # the request in flight
-    _seq = 0  # numbers requests, so a late answer to an older one is ignored
+    _latest: LatestRequest | None = None  # the request in flight, made on the first submit
     #: With no Fashion-MNIST samples, start on the first scikit-image photo instead of waiting for a choice.
     photo_fallback = False
 
@@ -30,20 +30,9 @@ class ImageInput(ShownFirst, FileDrops):
 
     def submit_latest(self, request: str, params: dict, name: str) -> None:
         """Submit the panel's request; one still in flight is cancelled and its late answer dropped."""
-        if self._job is not None:
-            self.bridge.cancel(self._job)  # stale: the user has moved on
-        self._seq += 1
-        seq = self._seq
-
-        def latest(show):
-            def deliver(payload) -> None:
-                if seq == self._seq:
-                    self._job = None
-                    show(payload)
-            return deliver
-
-        self._job = self.bridge.submit(request, params, name=name, on_result=latest(self.show_result),
-                                       on_error=latest(self.show_error))
+        if self._latest is None:
+            self._latest = LatestRequest(self.bridge)
+        self._latest.submit(request, params, name=name, on_result=self.show_result, on_error=self.show_error)
 
     def set_image(self, path: str) -> None:
         """Show and run `path` (from Open, a drop or a sample)."""

@@ -23,6 +23,7 @@ from engine import catalogue
 from engine.attention import METHODS
 from engine.attention.overlay import COLORMAPS
 from gui.dropping import FileDrops, choose_image
+from gui.latest import LatestRequest
 from gui.panels.attention.heads_grid import HeadsGrid
 from gui.panels.attention.overlay_view import ColourBar, OverlayView
 from gui.samples import sample_photos
@@ -55,8 +56,7 @@ class AttentionPanel(FileDrops, QWidget):
         self.current_path: str | None = None
         self.result = None  # the latest AttentionResult shown
         self.query: int | None = None  # clicked patch (row-major), None = [CLS]
-        self._job: int | None = None
-        self._seq = 0
+        self.latest = LatestRequest(bridge)  # the map request in flight
         self._spec_key: tuple | None = None  # (model id, depth, heads) the selectors were built for
         self._class_choice: int | None = None  # None: the top-1 class
         self.setAcceptDrops(True)
@@ -319,10 +319,6 @@ class AttentionPanel(FileDrops, QWidget):
     def request(self, cnn_fallback: bool = False) -> None:
         if not self.current_path:
             return
-        if self._job is not None:
-            self.bridge.cancel(self._job)
-        self._seq += 1
-        seq = self._seq
         m = self.method()
         layer = self.layer_combo.currentData()
         head = self.head_combo.currentData() if m == "raw" and not self.all_heads.isChecked() else None
@@ -337,23 +333,20 @@ class AttentionPanel(FileDrops, QWidget):
         self.busy.show()
         self.stop_button.show()
         self.status_label.setText(f"{METHODS[m][0]} · {os.path.basename(self.current_path)}…")
-        self._job = self.bridge.submit(
+        self.latest.submit(
             "attention", params, name=f"Attention map of {os.path.basename(self.current_path)}",
-            on_result=lambda r: self._show_result(r, seq), on_error=lambda e: self._show_error(e, seq),
-            on_progress=lambda p: self._progress(p, seq), on_cancelled=lambda: self._cancelled(seq))
+            on_result=self._show_result, on_error=self._show_error, on_progress=self._progress,
+            on_cancelled=self._cancelled)
 
     def stop(self) -> None:
-        if self._job is not None:
-            self.bridge.cancel(self._job)
+        self.latest.cancel()
 
-    def _progress(self, p, seq: int) -> None:
-        if seq == self._seq and p.message:
+    def _progress(self, p) -> None:
+        if p.message:
             self.status_label.setText(p.message[:1].upper() + p.message[1:] + "…")
 
-    def _cancelled(self, seq: int) -> None:
-        if seq == self._seq:
-            self._job = None
-            self._idle("Stopped.")
+    def _cancelled(self) -> None:
+        self._idle("Stopped.")
 
     def _idle(self, text: str = "") -> None:
         self.busy.hide()
@@ -426,10 +419,7 @@ class AttentionPanel(FileDrops, QWidget):
                                  f"{v} — click to see its own attention row")
 
     # ------------------------------------------------------------------ results
-    def _show_result(self, res, seq: int) -> None:
-        if seq != self._seq:
-            return  # an answer to a request the user has moved on from
-        self._job = None
+    def _show_result(self, res) -> None:
         self.result = res
         took = "under 1 ms" if res.seconds < 0.001 else (
             f"{1000 * res.seconds:.0f} ms" if res.seconds < 1 else f"{res.seconds:.1f} s")
@@ -500,10 +490,7 @@ class AttentionPanel(FileDrops, QWidget):
         self.class_combo.setCurrentIndex(max(0, self.class_combo.findData(target)))
         self.class_combo.blockSignals(False)
 
-    def _show_error(self, err, seq: int) -> None:
-        if seq != self._seq:
-            return
-        self._job = None
+    def _show_error(self, err) -> None:
         self._idle("")
         self.error_label.setText(err.message)
         self.error_label.show()

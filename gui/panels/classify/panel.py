@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QLabel, QPushButton, QSplitter,
 
 from engine import catalogue
 from gui.dropping import FileDrops, choose_image
+from gui.latest import LatestRequest
 from gui.qimage import array_to_pixmap
 from gui.samples import sample_photos
 from gui.widgets.domain_banner import DomainBanner
@@ -31,7 +32,7 @@ class ClassifyPanel(FileDrops, QWidget):
         self.bridge = bridge
         self.settings = settings
         self.current_path: str | None = None
-        self._job: int | None = None
+        self.latest = LatestRequest(bridge)  # the classify request in flight
         self.setAcceptDrops(True)
 
         self.open_button = QPushButton("Open image…")
@@ -79,11 +80,9 @@ class ClassifyPanel(FileDrops, QWidget):
 
     def classify_path(self, path: str) -> None:
         """Show and classify `path` (from Open, a drop or a sample)."""
-        if self._job is not None:
-            self.bridge.cancel(self._job)
         self.current_path = path
         self.heading.setText(f"Classifying {os.path.basename(path)}…")
-        self._job = self.bridge.submit(
+        self.latest.submit(
             "classify", {"path": path, "model_id": self.model_id(), "top_k": 5},
             name=f"Classify {os.path.basename(path)}", on_result=self._show_result, on_error=self._show_error)
 
@@ -98,9 +97,6 @@ class ClassifyPanel(FileDrops, QWidget):
 
     # ------------------------------------------------------------------ results
     def _show_result(self, res) -> None:
-        if res.path != self.current_path:
-            return  # a late answer for an image the user has moved on from
-        self._job = None
         self.error_label.hide()
         self.domain_banner.show_warning(res.domain_warning)
         if res.preview is not None:
@@ -114,7 +110,6 @@ class ClassifyPanel(FileDrops, QWidget):
         self.details.setText(f"{w}×{h} px · {catalogue.get(res.model_id).name} · {timing}")
 
     def _show_error(self, err) -> None:
-        self._job = None
         self.heading.setText("Could not classify this file")
         self.domain_banner.show_warning(None)
         self.bars.set_rows([])

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 from gui.dropping import FileDrops
+from gui.latest import LatestRequest
 from gui.panels.generate.widgets import ClassBars, GalleryList, ImageGrid
 from gui.settings import restore_widgets, save_widgets
 from gui.widgets.domain_banner import DomainBanner
@@ -40,11 +41,16 @@ def prompt_for(name: str) -> str:
 class GeneratePanel(FileDrops, QWidget):
     panel_id = "generate"
 
+    @property
+    def job(self) -> int | None:
+        """The generate or interpolate request in flight, if any."""
+        return self.generating.job
+
     def __init__(self, bridge, settings, parent: QWidget | None = None):
         super().__init__(parent)
         self.bridge = bridge
         self.settings = settings
-        self.job: int | None = None
+        self.generating = LatestRequest(bridge)  # the generate/interpolate request in flight
         self.job_kind: str | None = None
         self.result = None  # the last GenerateResult
         self.insights: tuple = ()
@@ -350,8 +356,6 @@ class GeneratePanel(FileDrops, QWidget):
             self._show_error("Write a prompt first (or click one of the class prompts).")
             return
         self._save_settings()
-        if self.job is not None:
-            self.bridge.cancel(self.job)
         self.error_label.hide()
         self.previews = 0
         self.grid.selected = -1
@@ -359,7 +363,7 @@ class GeneratePanel(FileDrops, QWidget):
         self._start(kind, f"{params['n']} image(s)")
         title = f"Variations of {os.path.basename(image)}" if image else f"“{params['prompt']}”"
         self.grid_title.setText(title)
-        self.job = self.bridge.submit(
+        self.generating.submit(
             "generate", params, name=("Variations: " if image else "Generate: ") + (
                 os.path.basename(image) if image else params["prompt"][:40]),
             on_result=self._on_result, on_error=self._on_error, on_progress=self._on_progress,
@@ -375,7 +379,6 @@ class GeneratePanel(FileDrops, QWidget):
         self.progress.setFormat(f"{kind}: starting…")
 
     def _finish(self) -> None:
-        self.job = None
         self.job_kind = None
         self.generate_button.setEnabled(True)
         self.variation_button.setEnabled(self.variation_source is not None)
@@ -386,7 +389,7 @@ class GeneratePanel(FileDrops, QWidget):
 
     def stop(self) -> None:
         if self.job is not None:
-            self.bridge.cancel(self.job)
+            self.generating.cancel()
             self.progress.setFormat("stopping…")
 
     def _on_progress(self, p) -> None:
@@ -508,12 +511,10 @@ class GeneratePanel(FileDrops, QWidget):
             self._show_error("Interpolation needs two prompts (or two image paths).")
             return
         self._save_settings()
-        if self.job is not None:
-            self.bridge.cancel(self.job)
         self.error_label.hide()
         self.tabs.setCurrentIndex(2)
         self._start("interpolate", f"{self.frames.value()} frames")
-        self.job = self.bridge.submit(
+        self.generating.submit(
             "generate_interpolate", {"a": self._end(a), "b": self._end(b), "frames": self.frames.value(),
                                      "seed": self.seed.value(), "steps": self.steps.value(),
                                      "guidance": self.guidance.value(), "prior": self.prior_combo.currentData(),

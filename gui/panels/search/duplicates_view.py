@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QFrame, QHBoxLayout, QLabel, QMessageB
 
 from engine.collection.duplicates import DEFAULT_THRESHOLD
 from engine.paths import cache_dir, shown_path
+from gui.latest import LatestRequest
 from gui.panels.search import file_actions
 from gui.panels.search.job_view import LatestJobView
 from gui.thumbnails import ThumbnailLoader
@@ -107,9 +108,8 @@ class DuplicatesView(LatestJobView, QWidget):
         self.bridge = bridge
         self.source: tuple | None = None
         self.unfinished = False  # the last search failed or was stopped
-        self._token = 0  # which job the callbacks still listen to
         self._wanted: tuple | None = None
-        self.job: int | None = None
+        self.latest = LatestRequest(bridge)  # the layout or search in flight
         self.result = None
         self.boxes: list[_GroupBox] = []
         self._cards: dict[str, list[_Card]] = {}
@@ -185,17 +185,14 @@ class DuplicatesView(LatestJobView, QWidget):
         source = (*self._wanted, self.threshold())
         if source == self.source and not force:
             return
-        self.stop()
         self.source = source
         folder, model_id, _n, threshold = source
         self.status.setText("Looking for near-duplicates…")
         self._set_busy(True)
-        self.job = self.bridge.submit("collection_duplicates",
-                                      {"folder": folder, "model_id": model_id, "threshold": threshold},
-                                      name=f"Duplicates in {os.path.basename(folder)}", **self._callbacks())
+        self.submit_job("collection_duplicates", {"folder": folder, "model_id": model_id, "threshold": threshold},
+                        name=f"Duplicates in {os.path.basename(folder)}")
 
     def _done(self, res) -> None:
-        self.job = None
         self.unfinished = False
         self._set_busy(False)
         if self.source is None or abs(res.threshold - self.source[3]) > 1e-9:

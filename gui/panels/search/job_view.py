@@ -5,24 +5,22 @@ from __future__ import annotations
 
 
 class LatestJobView:
-    """Mixin for a view with `self.job`, `self._token`, `self.unfinished`, `self.progress`
-    (QProgressBar), `self.stop_button` and `self.status` (QLabel), and its own `_done`."""
+    """Mixin for a view with `self.latest` (a gui.latest.LatestRequest), `self.unfinished`,
+    `self.progress` (QProgressBar), `self.stop_button` and `self.status` (QLabel), and its own `_done`."""
 
-    def _callbacks(self) -> dict:
-        """The job's callbacks, ignored once a newer job replaced it (a stopped job's
-        'cancelled' arrives after its successor has started)."""
-        self._token += 1
-        token = self._token
+    @property
+    def job(self) -> int | None:
+        """The view's job in flight, if any."""
+        return self.latest.job
 
-        def current(handler):
-            return lambda *args: handler(*args) if token == self._token else None
-
-        return {"on_progress": current(self._progress), "on_result": current(self._done),
-                "on_error": current(self._failed), "on_cancelled": current(self._cancelled)}
+    def submit_job(self, request: str, params: dict, name: str) -> None:
+        """Start the view's job, replacing one in flight; only the latest job's callbacks count
+        (a stopped job's 'cancelled' arrives after its successor has started)."""
+        self.latest.submit(request, params, name=name, on_progress=self._progress, on_result=self._done,
+                           on_error=self._failed, on_cancelled=self._cancelled)
 
     def stop(self) -> None:
-        if self.job is not None:
-            self.bridge.cancel(self.job)
+        self.latest.cancel()
 
     def _progress(self, p) -> None:
         if p.fraction is None:
@@ -33,13 +31,11 @@ class LatestJobView:
         self.status.setText(p.message)
 
     def _failed(self, err) -> None:
-        self.job = None
         self.unfinished = True  # tried again when the tab is next shown, not every second
         self._set_busy(False)
         self.status.setText(err.message)
 
     def _cancelled(self) -> None:
-        self.job = None
         self.unfinished = True
         self._set_busy(False)
         self.status.setText("Stopped.")

@@ -19,6 +19,7 @@ from engine.paths import shown_path
 from engine.search.embedders import DEFAULT_SEARCH_MODEL
 from engine.search.relevance import DEFAULT_CUTOFF
 from gui.dropping import IMAGE_FILTER, FileDrops
+from gui.latest import LatestRequest
 from gui.panels.search import file_actions
 from gui.panels.search.collection_tabs import CollectionTabs
 from gui.panels.search.results_model import THUMB, PathRole, ResultsModel
@@ -34,12 +35,17 @@ NOTE_STYLE = "background: #eef4fb; color: #1a3d66; border: 1px solid #c9dcf2; bo
 class SearchPanel(FileDrops, QWidget):
     panel_id = "search"
 
+    @property
+    def search_job(self) -> int | None:
+        """The query in flight, if any."""
+        return self.searching.job
+
     def __init__(self, bridge, settings, parent=None):
         super().__init__(parent)
         self.bridge, self.settings = bridge, settings
         self.folder: str | None = settings.value("search/folder", None) or None
         self.index_job: int | None = None
-        self.search_job: int | None = None
+        self.searching = LatestRequest(bridge)  # the query in flight
         self.paused = False
         self.indexed = 0
         self._index_started = 0.0
@@ -348,19 +354,14 @@ class SearchPanel(FileDrops, QWidget):
             return
         self.query_edit.setText(query)
         self.last_query = query
-        if self.search_job is not None:
-            self.bridge.cancel(self.search_job)
         self.error_label.hide()
         self.no_match.hide()
         self.result_label.setText("Searching…")
-        self.search_job = self.bridge.submit(
+        self.searching.submit(
             "search", {"query": query, "folder": self.folder, "model_id": self.model_id(), "top_k": MAX_RESULTS},
             name=f"Search “{query[:40]}”", on_result=self._show_results, on_error=self._search_failed)
 
     def _show_results(self, res) -> None:
-        if res.query != self.last_query:
-            return
-        self.search_job = None
         self.results.set_results([(h.path, h.score) for h in res.hits])
         self._best = res.best
         self.grid.scrollToTop()
@@ -370,7 +371,6 @@ class SearchPanel(FileDrops, QWidget):
         self._update_result_label()
 
     def _search_failed(self, err) -> None:
-        self.search_job = None
         self._best = None
         self.result_label.setText("")
         self._show_error(err.message)

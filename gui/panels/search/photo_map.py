@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QGraphicsPathItem, QGrap
 from engine.collection.map import available_methods
 from engine.collection.render import PALETTE, label_anchor
 from engine.paths import cache_dir, shown_path
+from gui.latest import LatestRequest
 from gui.panels.search import file_actions
 from gui.panels.search.job_view import LatestJobView
 from gui.thumbnails import ThumbnailLoader
@@ -206,8 +207,7 @@ class PhotoMapView(LatestJobView, QWidget):
         self._wanted: tuple | None = None  # (folder, model_id, indexed) the panel has now
         self.source: tuple | None = None  # (folder, model_id, indexed, method) the map shows or is making
         self.unfinished = False  # the last layout failed or was stopped
-        self._token = 0  # which job the callbacks still listen to
-        self.job: int | None = None
+        self.latest = LatestRequest(bridge)  # the layout or search in flight
         self.result = None
         self.paths: list[str] = []
         self.xy = np.zeros((0, 2), np.float32)
@@ -329,17 +329,14 @@ class PhotoMapView(LatestJobView, QWidget):
         source = (*wanted, self.method())
         if source == self.source and not force:
             return
-        self.stop()
         self.source = source
         folder, model_id, _n, method = source
         self.status.setText(f"Laying out by {METHOD_NAMES[method]}…")
         self._set_busy(True)
-        self.job = self.bridge.submit("collection_map", {"folder": folder, "model_id": model_id, "method": method},
-                                      name=f"Map {os.path.basename(folder)} ({METHOD_NAMES[method]})",
-                                      **self._callbacks())
+        self.submit_job("collection_map", {"folder": folder, "model_id": model_id, "method": method},
+                        name=f"Map {os.path.basename(folder)} ({METHOD_NAMES[method]})")
 
     def _done(self, res) -> None:
-        self.job = None
         self.unfinished = False
         self._set_busy(False)
         if self.source is None or res.root != os.path.realpath(self.source[0]) or res.method != self.source[3]:

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, Q
 from engine.export import EXPORTABLE
 from engine.train.recipes import RECIPES
 from gui.jobs_dock import format_seconds
+from gui.latest import LatestRequest
 from gui.panels.train.plots import LivePlots
 from gui.panels.train.dataset_getter import FashionMnistGetter
 from gui.panels.train.preview import PreviewStrip
@@ -63,7 +64,7 @@ class TrainPanel(QWidget):
         self.job: int | None = None  # the job whose progress the controls show
         self.run_name: str | None = None
         self.last_record: dict = {}
-        self._preview_job: int | None = None
+        self.previewing = LatestRequest(bridge)  # the dataset preview in flight
         self.backbone_rows: list = []
         self.pairs: dict[str, tuple[str, str]] = {}  # run -> (probe run, fine-tune run) started together
         self.accuracy: dict[str, float] = {}  # final accuracy of finished runs, for the pair summary
@@ -327,24 +328,20 @@ class TrainPanel(QWidget):
         if self.dataset_kind() != "fashion-mnist" and not os.path.exists(self.dataset()):
             self.preview.set_message("Choose a dataset to see a few of its images.")
             return
-        if self._preview_job is not None:
-            self.bridge.cancel(self._preview_job)
         self.preview.set_message("Loading a few images…")
         try:
             config = self.form.config()
         except ValueError:
             config = {}
-        self._preview_job = self.bridge.submit(
+        self.previewing.submit(
             "train_preview", {"dataset": self.dataset(), "kind": self.dataset_kind(), "recipe": self.recipe_name(),
                               "config": config, "count": 10},
             name="Dataset preview", on_result=self._preview_ready, on_error=self._preview_failed)
 
     def _preview_ready(self, preview) -> None:
-        self._preview_job = None
         self.preview.set_preview(preview)
 
     def _preview_failed(self, err) -> None:
-        self._preview_job = None
         self.preview.set_message(f"Cannot preview this dataset: {err.message}")
 
     # ================================================================== recipe and settings

@@ -28,7 +28,7 @@ from engine.resources import RESOURCES, labels
 
 # Similarities are standardised per query over the whole vocabulary (MiniLM and e5 spread their
 # cosines very differently), so both are in standard deviations; chosen in benchmarks/search_quality.py.
-TEMPERATURE = 0.5  # of the softmax over the classes' standardised similarities
+TEMPERATURE = 0.35  # of the softmax over the classes' standardised similarities
 HYPERNYM_MARGIN = 0.0  # subtracted from a hypernym's standardised similarity before it reaches its classes
 
 

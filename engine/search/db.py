@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS files(
 );
 CREATE INDEX IF NOT EXISTS files_root ON files(root);
 CREATE INDEX IF NOT EXISTS files_hash ON files(hash);
+-- warm queries ask for the newest write and the rows after it (VectorCache) at every query
+CREATE INDEX IF NOT EXISTS files_seen ON files(seen);
 CREATE TABLE IF NOT EXISTS models(model_id TEXT PRIMARY KEY, tbl TEXT UNIQUE NOT NULL, dim INTEGER NOT NULL);
 """
 
@@ -215,7 +217,9 @@ def load_vectors(con: sqlite3.Connection, model_id: str, root: str | None = None
     if tbl is None:
         return [], np.zeros((0, 0), np.float32)
     dim = con.execute("SELECT dim FROM models WHERE model_id=?", (model_id,)).fetchone()[0]
-    q = f"SELECT f.path, e.vec FROM files f JOIN {tbl} e ON e.hash=f.hash WHERE f.status='ok'"
+    # the rows after `since` are few: walk the seen index, not the folder's (all of its rows)
+    hint = " INDEXED BY files_seen" if since is not None else ""
+    q = f"SELECT f.path, e.vec FROM files f{hint} JOIN {tbl} e ON e.hash=f.hash WHERE f.status='ok'"
     args: tuple = ()
     if root is not None:
         q += " AND f.root=?"

@@ -203,12 +203,7 @@ def attention_job(ctx, path: str, model_id: str, method: str = "raw", layer: int
     Grad-CAM instead of an error (the panel, when the user switches to a CNN). `text` targets a CLIP model's
     class-specific maps at that text instead of a class.
     """
-    if method not in METHODS:
-        raise AttentionError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    if fusion not in maths.FUSIONS:
-        raise AttentionError(f"unknown head fusion {fusion!r}; choose one of {', '.join(maths.FUSIONS)}")
-    if not 0.0 <= discard_ratio < 1.0:
-        raise AttentionError("the discard ratio must be at least 0 and below 1")
+    _check_options(method, fusion, discard_ratio)
     yield Progress(None, "preparing")
     t0 = time.perf_counter()
     entry = catalogue.get(model_id)
@@ -219,52 +214,84 @@ def attention_job(ctx, path: str, model_id: str, method: str = "raw", layer: int
     except StopIteration as stop:
         e, load_seconds = stop.value
     cap, spec = e.captured, e.captured.spec
-    title, needs_target, needs_attention = METHODS[method]
-    if needs_attention and not spec.is_vit and cnn_fallback:
-        method = "gradcam"
-        title, needs_target, needs_attention = METHODS[method]
-    if needs_attention and not spec.is_vit:
-        raise AttentionError(f"{entry.name} is a CNN: it has no attention to show. Grad-CAM and EigenCAM "
-                             "work on its last feature map.")
-
+    method = _method_for(method, spec, entry, cnn_fallback)
     names = _class_names(entry, cap.scores.shape[0]) if spec.has_classes else ()
     top = _top(cap.scores, names, top_k) if spec.has_classes else ()
-    label = ""
-    target_key = None
-    if needs_target:
-        if spec.has_classes:
-            class_index = top[0].index if class_index is None else int(class_index)
-            if not 0 <= class_index < len(names):
-                raise AttentionError(f"class {class_index} is outside 0..{len(names) - 1}")
-            label = names[class_index].split(",")[0].strip()
-            target_key = class_index
-        elif spec.kind == "open_clip" and text:
-            label, target_key, class_index = text.strip(), ("text", text.strip()), None
-        else:
-            hint = " Type a text to explain the image's similarity to it." if spec.kind == "open_clip" else ""
-            raise AttentionError(f"{entry.name} has no classes, so {title} has no target.{hint} "
-                                 "Raw attention, rollout and EigenCAM need none.")
-        if target_key not in cap.grads:
-            yield Progress(None, f"gradients for {label}")
-            from engine.attention.adapters import adapt
-            from engine.attention.compute import gradients
-            from engine.catalogue.load import load_model
+    label, target_key, class_index = yield from _target(ctx, e, entry, model_id, method, names, top, class_index, text)
+    layer, head, query = _position(spec, entry, cap.acts.shape[0], layer, head, query)
+    maps, note, layer = _maps(method, cap, spec, layer, head, fusion, query, discard_ratio, all_heads, label,
+                              target_key)
+    if method in ("gradcam", "eigencam"):
+        head, query = None, None
 
-            model = load_model(ctx, model_id)
-            if isinstance(target_key, tuple):
-                fn = _clip_text_target(ctx, entry, model, label)
-            else:
-                fn = (lambda c: (lambda s: s[0, c]))(class_index)
-            cap.grads[target_key] = gradients(adapt(model, entry.preprocess.input_size), e.x.to(ctx.device), fn)
-            while len(cap.grads) > GRAD_TARGETS_KEPT:
-                cap.grads.pop(next(iter(cap.grads)))
+    from engine.attention.tokens import token_view
+
+    return AttentionResult(
+        path=str(path), model_id=model_id, method=method, maps=tuple(maps), spec=spec, token_view=token_view(spec),
+        layer=layer, head=head if method == "raw" and not all_heads else None, fusion=fusion,
+        query=None if query is None else int(query), discard_ratio=float(discard_ratio), class_index=class_index,
+        class_label=label, top=top, image=e.image, crop_box=e.crop_box, image_size=e.image_size, note=note,
+        seconds=time.perf_counter() - t0 - load_seconds, load_seconds=load_seconds, domain_warning=e.domain_warning)
+
+
+def _check_options(method: str, fusion: str, discard_ratio: float) -> None:
+    if method not in METHODS:
+        raise AttentionError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if fusion not in maths.FUSIONS:
+        raise AttentionError(f"unknown head fusion {fusion!r}; choose one of {', '.join(maths.FUSIONS)}")
+    if not 0.0 <= discard_ratio < 1.0:
+        raise AttentionError("the discard ratio must be at least 0 and below 1")
+
+
+def _method_for(method: str, spec: Spec, entry, cnn_fallback: bool) -> str:
+    """The method to run: a CNN has no attention, so it gets Grad-CAM (cnn_fallback) or an error."""
+    if METHODS[method][2] and not spec.is_vit:
+        if cnn_fallback:
+            return "gradcam"
+        raise AttentionError(f"{entry.name} is a CNN: it has no attention to show. Grad-CAM and EigenCAM "
+                             "work on its last feature map.")
+    return method
+
+
+def _target(ctx, e, entry, model_id: str, method: str, names, top, class_index, text):
+    """(label, gradient key, class index) of a class-specific method, computing the gradients
+    once per target (kept for the next GRAD_TARGETS_KEPT requests); a generator for progress."""
+    title, needs_target, _ = METHODS[method]
+    cap, spec = e.captured, e.captured.spec
+    if not needs_target:
+        return "", None, None
+    if spec.has_classes:
+        class_index = top[0].index if class_index is None else int(class_index)
+        if not 0 <= class_index < len(names):
+            raise AttentionError(f"class {class_index} is outside 0..{len(names) - 1}")
+        label, target_key = names[class_index].split(",")[0].strip(), class_index
+    elif spec.kind == "open_clip" and text:
+        label, target_key, class_index = text.strip(), ("text", text.strip()), None
     else:
-        class_index = None
+        hint = " Type a text to explain the image's similarity to it." if spec.kind == "open_clip" else ""
+        raise AttentionError(f"{entry.name} has no classes, so {title} has no target.{hint} "
+                             "Raw attention, rollout and EigenCAM need none.")
+    if target_key not in cap.grads:
+        yield Progress(None, f"gradients for {label}")
+        from engine.attention.adapters import adapt
+        from engine.attention.compute import gradients
+        from engine.catalogue.load import load_model
 
-    n_layers = cap.acts.shape[0]
-    if layer is None:
-        layer = n_layers - 1
-    layer = int(layer)
+        model = load_model(ctx, model_id)
+        if isinstance(target_key, tuple):
+            fn = _clip_text_target(ctx, entry, model, label)
+        else:
+            fn = (lambda c: (lambda s: s[0, c]))(class_index)
+        cap.grads[target_key] = gradients(adapt(model, entry.preprocess.input_size), e.x.to(ctx.device), fn)
+        while len(cap.grads) > GRAD_TARGETS_KEPT:
+            cap.grads.pop(next(iter(cap.grads)))
+    return label, target_key, class_index
+
+
+def _position(spec: Spec, entry, n_layers: int, layer, head, query) -> tuple[int, int | None, int | None]:
+    """The block (0-based, negative counts from the end), head and query patch checked against
+    the model; a (row, col) query becomes its row-major index."""
+    layer = n_layers - 1 if layer is None else int(layer)
     if not -n_layers <= layer < n_layers:
         raise AttentionError(f"layer {layer + 1} does not exist: {entry.name} has {n_layers} block(s)")
     layer %= n_layers
@@ -280,10 +307,17 @@ def attention_job(ctx, path: str, model_id: str, method: str = "raw", layer: int
         query = row * spec.grid[1] + col
     if query is not None and not 0 <= int(query) < n_patches:
         raise AttentionError(f"patch {query} is outside the {spec.grid[0]}×{spec.grid[1]} grid")
+    return layer, head, query
+
+
+def _maps(method: str, cap, spec: Spec, layer: int, head, fusion: str, query, discard_ratio: float,
+          all_heads: bool, label: str, target_key) -> tuple[list[AttentionMap], str, int | None]:
+    """The method's map(s), the sentence that says what they show, and the block they belong to
+    (None for whole-network methods and for a CNN's last feature map)."""
     q_token = None if query is None else spec.prefix + int(query)
     where = "[CLS]" if query is None and spec.prefix else (
         "all tokens (no [CLS])" if query is None else f"patch {int(query) // spec.grid[1] + 1},{int(query) % spec.grid[1] + 1}")
-
+    n_layers = cap.acts.shape[0]
     maps: list[AttentionMap] = []
     if method == "raw":
         a = cap.attn[layer]  # (H, N, N)
@@ -294,42 +328,26 @@ def attention_job(ctx, path: str, model_id: str, method: str = "raw", layer: int
             m = a[head] if head is not None else maths.fuse_heads(a, fusion)
             maps.append(_map(f"block {layer + 1} · " + (f"head {head + 1}" if head is not None else f"{fusion} of heads"),
                              maths.token_row_map(m, spec.grid, spec.prefix, q_token)))
-        note = f"Attention of {where} to every patch in block {layer + 1}; the share each patch gets."
-    elif method == "rollout":
+        return maps, f"Attention of {where} to every patch in block {layer + 1}; the share each patch gets.", layer
+    if method == "rollout":
         r = maths.rollout(cap.attn, discard_ratio, fusion)
         maps.append(_map(f"rollout · {fusion} · discard {discard_ratio:.2f}",
                          maths.token_row_map(r, spec.grid, spec.prefix, q_token)))
-        layer = None
-        note = f"How much of each patch flows into {where} through all {n_layers} blocks (residuals included)."
-    elif method == "gradrollout":
+        return maps, f"How much of each patch flows into {where} through all {n_layers} blocks (residuals included).", None
+    if method == "gradrollout":
         attn_g, _ = cap.grads[target_key]
         r = maths.grad_rollout(cap.attn, attn_g, discard_ratio)
         maps.append(_map(f"gradient rollout · {label}", maths.token_row_map(r, spec.grid, spec.prefix, q_token)))
-        layer = None
-        note = f"Attention weighted by its gradient for “{label}”, kept where it raises the score, rolled out."
+        return maps, f"Attention weighted by its gradient for “{label}”, kept where it raises the score, rolled out.", None
+    acts = cap.acts[layer]  # (h, w, D) or (h, w, C)
+    if method == "gradcam":
+        _, act_g = cap.grads[target_key]
+        maps.append(_map(f"Grad-CAM · {label}", maths.grad_cam(acts, act_g[layer])))
+        note = f"Where the {_layer_words(spec, layer)} pushes “{label}” up (Grad-CAM)."
     else:
-        acts = cap.acts[layer]  # (h, w, D) or (h, w, C)
-        if method == "gradcam":
-            _, act_g = cap.grads[target_key]
-            m = maths.grad_cam(acts, act_g[layer])
-            maps.append(_map(f"Grad-CAM · {label}", m))
-            note = f"Where the {_layer_words(spec, layer)} pushes “{label}” up (Grad-CAM)."
-        else:
-            maps.append(_map("EigenCAM", maths.eigen_cam(acts)))
-            note = f"The first principal component of the {_layer_words(spec, layer)} (EigenCAM, class-agnostic)."
-        if not spec.is_vit:
-            layer = None
-    if method in ("gradcam", "eigencam"):
-        head, query = None, None
-
-    from engine.attention.tokens import token_view
-
-    return AttentionResult(
-        path=str(path), model_id=model_id, method=method, maps=tuple(maps), spec=spec, token_view=token_view(spec),
-        layer=layer, head=head if method == "raw" and not all_heads else None, fusion=fusion,
-        query=None if query is None else int(query), discard_ratio=float(discard_ratio), class_index=class_index,
-        class_label=label, top=top, image=e.image, crop_box=e.crop_box, image_size=e.image_size, note=note,
-        seconds=time.perf_counter() - t0 - load_seconds, load_seconds=load_seconds, domain_warning=e.domain_warning)
+        maps.append(_map("EigenCAM", maths.eigen_cam(acts)))
+        note = f"The first principal component of the {_layer_words(spec, layer)} (EigenCAM, class-agnostic)."
+    return maps, note, layer if spec.is_vit else None
 
 
 def _layer_words(spec: Spec, layer: int) -> str:

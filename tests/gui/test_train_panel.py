@@ -38,7 +38,8 @@ def test_start_watch_stop_and_resume_a_run_from_the_panel(window, qtbot):
     row = panel.runs.row_of(name)
     stopped_at = row.step
     assert row.resumable and 0 < stopped_at < 100 and row.recipe == "supervised"
-    assert [r.name for r in panel.runs.selected()] == [name]  # the run just stopped is selected
+    # the run just stopped is selected (by the runs list that the end of the job asks for)
+    qtbot.waitUntil(lambda: [r.name for r in panel.runs.selected()] == [name], timeout=10_000)
     assert panel.resume_button.isEnabled()
 
     qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)

@@ -83,15 +83,17 @@ def test_half_precision_scan_with_exact_rescoring_matches_the_exact_ranking():
     rng = np.random.default_rng(1)
     mat = rng.normal(size=(60_000, 64)).astype(np.float32)
     mat /= np.linalg.norm(mat, axis=1, keepdims=True)
-    half = to_half(mat)
-    assert half is not None
-    for seed in range(3):
-        vec = mat[seed * 7] + 0.3 * rng.normal(size=64).astype(np.float32)
-        vec /= np.linalg.norm(vec)
-        idx, scores = rank(mat, vec, 50, half=half)
-        exact_idx, exact_scores = rank(mat, vec, 50)
-        assert list(idx) == list(exact_idx)
-        assert np.array_equal(scores, exact_scores)  # rescored in float32: the same numbers
+    import torch
+
+    assert to_half(mat) is not None and to_half(mat[:100]) is None
+    for half in (to_half(mat), torch.from_numpy(mat).half(), torch.from_numpy(mat).bfloat16()):  # either scan dtype
+        for seed in range(3):
+            vec = mat[seed * 7] + 0.3 * rng.normal(size=64).astype(np.float32)
+            vec /= np.linalg.norm(vec)
+            idx, scores = rank(mat, vec, 50, half=half)
+            exact_idx, exact_scores = rank(mat, vec, 50)
+            assert list(idx) == list(exact_idx), half.dtype
+            assert np.array_equal(scores, exact_scores)  # rescored in float32: the same numbers
 
 
 def test_offline_text_search_ranks_the_right_photo_first(engine, photo_dir, tmp_path):

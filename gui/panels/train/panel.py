@@ -69,7 +69,21 @@ class TrainPanel(QWidget):
         self.pairs: dict[str, tuple[str, str]] = {}  # run -> (probe run, fine-tune run) started together
         self.accuracy: dict[str, float] = {}  # final accuracy of finished runs, for the pair summary
 
-        # ------------------------------------------------------------ setup column
+        setup = self._setup_column(self._dataset_box(), self._recipe_box(), self._run_box())
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.setChildrenCollapsible(False)
+        split.addWidget(setup)
+        split.addWidget(self._results_column())
+        split.setStretchFactor(0, 0)
+        split.setStretchFactor(1, 1)
+        split.setSizes([360, 900])
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(split)
+        self._restore_and_wire()
+
+    def _dataset_box(self) -> QGroupBox:
+        """Dataset kind, its folder or CSV, and Get Fashion-MNIST."""
         self.kind = QComboBox()
         for key, title in DATASET_KINDS:
             self.kind.addItem(title, key)
@@ -88,10 +102,13 @@ class TrainPanel(QWidget):
         dl.addWidget(self.kind)
         dl.addLayout(path_row)
         dl.addWidget(self.dataset_note)
-        self.fmnist_getter = FashionMnistGetter(bridge)
+        self.fmnist_getter = FashionMnistGetter(self.bridge)
         self.fmnist_getter.available_changed.connect(self._fmnist_available)
         dl.addWidget(self.fmnist_getter)
+        return data_box
 
+    def _recipe_box(self) -> tuple[QGroupBox, QGroupBox]:
+        """The recipe with its backbone, and its settings form."""
         self.recipe = QComboBox()
         for name in RECIPES:
             self.recipe.addItem(RECIPE_TITLES.get(name, name), name)
@@ -110,7 +127,10 @@ class TrainPanel(QWidget):
         self.form = SettingsForm()
         settings_box = QGroupBox("Settings (defaults suit a laptop CPU)")
         QVBoxLayout(settings_box).addWidget(self.form)
+        return recipe_box, settings_box
 
+    def _run_box(self) -> QGroupBox:
+        """Run name, Start/Stop/Resume, progress and status."""
         self.run_edit = QLineEdit()
         self.run_edit.setPlaceholderText("run name (automatic)")
         self.start_button = QPushButton("Start")
@@ -141,12 +161,15 @@ class TrainPanel(QWidget):
         rbl.addWidget(self.progress)
         rbl.addWidget(self.status)
         rbl.addWidget(self.error)
+        return run_box
 
-        # The setup scrolls; the Run box stays under it, so Start, Stop and the progress are always in view.
+    def _setup_column(self, data_box: QGroupBox, recipe_boxes: tuple, run_box: QGroupBox) -> QWidget:
+        """The setup scrolls; the Run box stays under it, so Start, Stop and the progress are always in view."""
+        boxes = (data_box, *recipe_boxes)
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 4, 0)
-        for w in (data_box, recipe_box, settings_box):
+        for w in boxes:
             ll.addWidget(w)
         ll.addStretch(1)
         left_scroll = QScrollArea()
@@ -162,8 +185,10 @@ class TrainPanel(QWidget):
         lcl.setContentsMargins(0, 0, 0, 0)
         lcl.addWidget(left_scroll, 1)
         lcl.addWidget(run_box)
+        return left_column
 
-        # ------------------------------------------------------------ right: preview / curves / matrix, runs
+    def _results_column(self) -> QSplitter:
+        """Preview / curves / confusion matrix / test tabs over the runs list."""
         self.preview = PreviewStrip()
         preview_page = QWidget()
         ppl = QVBoxLayout(preview_page)
@@ -175,9 +200,22 @@ class TrainPanel(QWidget):
         self.tabs.addTab(preview_page, "Dataset preview")
         self.tabs.addTab(self.plots, "Curves")
         self.tabs.addTab(self.results, "Confusion matrix")
-        self.test_view = TestModelView(self.bridge, settings)
+        self.test_view = TestModelView(self.bridge, self.settings)
         self.tabs.addTab(self.test_view, "Test your model")
 
+        runs_box = self._runs_box()
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.tabs)
+        right.addWidget(runs_box)
+        right.setChildrenCollapsible(False)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 1)
+        right.setSizes([560, 170])
+        self.right_split = right
+        return right
+
+    def _runs_box(self) -> QGroupBox:
+        """The runs list and what can be done with the selected runs."""
         self.runs = RunsTable()
         self.runs.selection_changed.connect(self._selection_changed)
         self.runs.doubleClicked.connect(lambda _: self.show_selected_curves())
@@ -216,31 +254,15 @@ class TrainPanel(QWidget):
         rl2 = QVBoxLayout(runs_box)
         rl2.addWidget(self.runs)
         rl2.addLayout(run_buttons)
+        return runs_box
 
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.tabs)
-        right.addWidget(runs_box)
-        right.setChildrenCollapsible(False)
-        right.setStretchFactor(0, 3)
-        right.setStretchFactor(1, 1)
-        right.setSizes([560, 170])
-        self.right_split = right
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.setChildrenCollapsible(False)
-        split.addWidget(left_column)
-        split.addWidget(right)
-        split.setStretchFactor(0, 0)
-        split.setStretchFactor(1, 1)
-        split.setSizes([360, 900])
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(4, 4, 4, 4)
-        lay.addWidget(split)
-
-        # ------------------------------------------------------------ restore and wire
+    def _restore_and_wire(self) -> None:
+        """Restore the last dataset and recipe, then connect the signals and ask the engine what it knows."""
         self._restoring = True
-        self.kind.setCurrentIndex(max(0, self.kind.findData(settings.value("train/dataset_kind", "fashion-mnist"))))
-        self.path.setText(settings.value(f"train/path/{self.kind.currentData()}", ""))
-        self.recipe.setCurrentIndex(max(0, self.recipe.findData(settings.value("train/recipe", "supervised"))))
+        kind = self.settings.value("train/dataset_kind", "fashion-mnist")
+        self.kind.setCurrentIndex(max(0, self.kind.findData(kind)))
+        self.path.setText(self.settings.value(f"train/path/{self.kind.currentData()}", ""))
+        self.recipe.setCurrentIndex(max(0, self.recipe.findData(self.settings.value("train/recipe", "supervised"))))
         self._restoring = False
         self.kind.currentIndexChanged.connect(self._kind_changed)
         self.path.editingFinished.connect(self._dataset_changed)
@@ -251,13 +273,14 @@ class TrainPanel(QWidget):
         self._preview_timer.setSingleShot(True)
         self._preview_timer.setInterval(300)
         self._preview_timer.timeout.connect(self.request_preview)
-        bridge.catalogue_changed.connect(self.refresh_backbones)
+        self.bridge.catalogue_changed.connect(self.refresh_backbones)
         self._update_dataset_ui()
         self._selection_changed()
         # What the engine knows (recipes' settings, backbones, runs) arrives when it is ready.
-        bridge.submit("train_recipes", name="List training recipes", on_result=self._recipes_listed)
+        self.bridge.submit("train_recipes", name="List training recipes", on_result=self._recipes_listed)
         self.refresh_backbones()
         self.refresh_runs()
+
 
     # ================================================================== dataset
     def dataset_kind(self) -> str:

@@ -61,15 +61,33 @@ class AttentionPanel(FileDrops, QWidget):
         self._class_choice: int | None = None  # None: the top-1 class
         self.setAcceptDrops(True)
 
-        # ---------------------------------------------------------------- top row
+        top = self._top_row()
+        left = self._picture_column()
+        right = self._controls_column()
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.setChildrenCollapsible(False)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.domain_banner)
+        lay.addLayout(top)
+        lay.addWidget(split, 1)
+        self._restore_and_wire()
+
+    def _top_row(self) -> QHBoxLayout:
+        """Open image…, the model picker and its domain banner."""
         self.open_button = QPushButton("Open image…")
         self.open_button.clicked.connect(self._choose_file)
-        self.model_picker = ModelPicker(bridge, "attention", settings, default=DEFAULT_MODEL)
+        self.model_picker = ModelPicker(self.bridge, "attention", self.settings, default=DEFAULT_MODEL)
         self.model_picker.model_changed.connect(self._model_changed)
-        self.domain_banner = DomainBanner(bridge, self.model_picker.combo)
-        top = open_and_model_row(self.open_button, self.model_picker)
+        self.domain_banner = DomainBanner(self.bridge, self.model_picker.combo)
+        return open_and_model_row(self.open_button, self.model_picker)
 
-        # ---------------------------------------------------------------- the picture
+    def _picture_column(self) -> QWidget:
+        """The picture (single map or heads grid), colour bar, hover and token lines, sample strips."""
         self.view = OverlayView("Drop an image here\nor pick a sample below\n\n"
                                 "Hover a patch to highlight it; click it to see its own attention row")
         self.view.file_dropped.connect(self.show_path)
@@ -107,10 +125,11 @@ class AttentionPanel(FileDrops, QWidget):
         samples_scroll.setFrameShape(QFrame.Shape.NoFrame)
         samples_scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         samples_scroll.setFixedHeight(122)
-        left = column((self.stack, 1), self.colour_bar, self.hover_label, self.token_label, samples_scroll,
+        return column((self.stack, 1), self.colour_bar, self.hover_label, self.token_label, samples_scroll,
                       margins=0)
 
-        # ---------------------------------------------------------------- controls
+    def _map_controls(self) -> tuple[QHBoxLayout, QHBoxLayout]:
+        """The map's selectors: method, block, head, fusion, discard ratio, class, text, query token."""
         self.method_combo = QComboBox()
         for key, (title, _, _) in METHODS.items():
             self.method_combo.addItem(title, key)
@@ -141,7 +160,10 @@ class AttentionPanel(FileDrops, QWidget):
         query_row = QHBoxLayout()
         query_row.addWidget(self.query_label, 1)
         query_row.addWidget(self.cls_button)
+        return discard_row, query_row
 
+    def _display_controls(self) -> None:
+        """The overlay's look: opacity, colour map, smoothing, and Export PNG…."""
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
         self.cmap_combo = QComboBox()
@@ -153,13 +175,8 @@ class AttentionPanel(FileDrops, QWidget):
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(self.export_png)
 
-        self.form = form(("Method:", self.method_combo), ("Block:", self.layer_combo), ("Head:", self.head_combo),
-                         ("", self.all_heads), ("Head fusion:", self.fusion_combo), ("Discard ratio:", discard_row),
-                         ("Class:", self.class_combo), ("Text:", self.text_edit), ("Query token:", query_row))
-        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        display = form(("Opacity:", self.opacity_slider), ("Colour map:", self.cmap_combo), ("", self.smooth_check),
-                       ("", self.export_button))
-
+    def _busy_row(self) -> QHBoxLayout:
+        """The busy bar with its Stop button, and the status line under them."""
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)
         self.busy.setMaximumHeight(8)
@@ -173,6 +190,19 @@ class AttentionPanel(FileDrops, QWidget):
         busy_row = QHBoxLayout()
         busy_row.addWidget(self.busy, 1)
         busy_row.addWidget(self.stop_button)
+        return busy_row
+
+    def _controls_column(self) -> QWidget:
+        """The right column: map and display forms, busy row, status and notes (scrolling), then the top-5."""
+        discard_row, query_row = self._map_controls()
+        self._display_controls()
+        self.form = form(("Method:", self.method_combo), ("Block:", self.layer_combo), ("Head:", self.head_combo),
+                         ("", self.all_heads), ("Head fusion:", self.fusion_combo), ("Discard ratio:", discard_row),
+                         ("Class:", self.class_combo), ("Text:", self.text_edit), ("Query token:", query_row))
+        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        display = form(("Opacity:", self.opacity_slider), ("Colour map:", self.cmap_combo), ("", self.smooth_check),
+                       ("", self.export_button))
+        busy_row = self._busy_row()
 
         self.heading = bold_label("Top-5 classes")
         self.bars = TopKBars()
@@ -193,19 +223,10 @@ class AttentionPanel(FileDrops, QWidget):
         right.layout().setContentsMargins(8, 0, 0, 0)
         right.setMinimumWidth(360)
         right.setMaximumWidth(560)
+        return right
 
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.setChildrenCollapsible(False)
-        split.addWidget(left)
-        split.addWidget(right)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-
-        lay = QVBoxLayout(self)
-        lay.addWidget(self.domain_banner)
-        lay.addLayout(top)
-        lay.addWidget(split, 1)
-
+    def _restore_and_wire(self) -> None:
+        """Restore the saved controls, then connect their signals and ask for the Fashion-MNIST samples."""
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(150)
@@ -225,7 +246,7 @@ class AttentionPanel(FileDrops, QWidget):
         self.smooth_check.toggled.connect(self._style_changed)
         self._update_controls()
         self._style_changed()
-        bridge.submit("attention_samples", {}, name="Fashion-MNIST samples", on_result=self._add_fmnist_samples)
+        self.bridge.submit("attention_samples", {}, name="Fashion-MNIST samples", on_result=self._add_fmnist_samples)
 
     # ------------------------------------------------------------------ settings
     def _persisted(self) -> tuple:

@@ -53,7 +53,26 @@ class SearchPanel(FileDrops, QWidget):
         self.last_query = ""
         self.setAcceptDrops(True)
 
-        # -- folder and indexing
+        row1 = self._folder_row()
+        row2 = self._query_row()
+        row3 = self._cutoff_row()
+        split = self._results_split()
+
+        lay = QVBoxLayout(self)
+        lay.addLayout(row1)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.index_status)
+        lay.addWidget(self.note)
+        lay.addLayout(row2)
+        lay.addLayout(row3)
+        lay.addWidget(self.error_label)
+        lay.addWidget(self.no_match)
+        self.views = CollectionTabs(self, split)  # Results | Map | Duplicates
+        lay.addWidget(self.views, 1)
+        self._watch_and_load()
+
+    def _folder_row(self) -> QHBoxLayout:
+        """The folder with Choose/Index/Pause/Stop, the model picker, the index progress, status and note."""
         self.folder_label = QLabel()
         self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.choose_button = QPushButton("Choose folder…")
@@ -64,7 +83,7 @@ class SearchPanel(FileDrops, QWidget):
         self.index_button.clicked.connect(lambda: self.start_index())
         self.pause_button.clicked.connect(self._toggle_pause)
         self.stop_button.clicked.connect(self._stop_index)
-        self.model_picker = ModelPicker(bridge, "search", settings, default=DEFAULT_SEARCH_MODEL)
+        self.model_picker = ModelPicker(self.bridge, "search", self.settings, default=DEFAULT_SEARCH_MODEL)
         self.model_picker.model_changed.connect(self._model_changed)
         row1 = QHBoxLayout()
         row1.addWidget(QLabel("Folder:"))
@@ -80,8 +99,10 @@ class SearchPanel(FileDrops, QWidget):
         self.note = QLabel("")
         self.note.setWordWrap(True)
         self.note.setStyleSheet(NOTE_STYLE)
+        return row1
 
-        # -- query
+    def _query_row(self) -> QHBoxLayout:
+        """The query line with Search, By image… and Build query…."""
         self.query_edit = QLineEdit()
         self.query_edit.setPlaceholderText("Search: words, an image path, or a mix like "
                                            "2:golden retriever + ./pool.jpg - fruit   (or drop a photo here)")
@@ -96,11 +117,14 @@ class SearchPanel(FileDrops, QWidget):
         row2.addWidget(self.query_edit, 1)
         for b in (self.search_button, image_button, builder_button):
             row2.addWidget(b)
+        return row2
 
+    def _cutoff_row(self) -> QHBoxLayout:
+        """The relevance cut-off, result count and model; the error and no-match lines under them."""
         self.cutoff = QSlider(Qt.Orientation.Horizontal)
         self.cutoff.setRange(0, 100)
         self.cutoff.setMaximumWidth(260)
-        self.cutoff.setValue(int(settings.value("search/relevance_cutoff", round(100 * DEFAULT_CUTOFF))))
+        self.cutoff.setValue(int(self.settings.value("search/relevance_cutoff", round(100 * DEFAULT_CUTOFF))))
         self.cutoff.setToolTip("Relevance 0–1, the same scale for every query and model: 1 when the query describes "
                                "a photo better than any of 1,813 everyday concepts do, lower as more of them describe "
                                f"it better. Default {DEFAULT_CUTOFF:.2f}; below it a photo is not a good match.")
@@ -124,8 +148,10 @@ class SearchPanel(FileDrops, QWidget):
         self.no_match.setStyleSheet(NOTE_STYLE)
         self.no_match.hide()
         self._best = None
+        return row3
 
-        # -- results grid (virtualised: the view asks only for what it paints) and skipped files
+    def _results_split(self) -> QSplitter:
+        """The results grid (virtualised: the view asks only for what it paints) beside the skipped files."""
         self.results = ResultsModel(self)
         self.grid = QListView()
         self.grid.setModel(self.results)
@@ -154,19 +180,10 @@ class SearchPanel(FileDrops, QWidget):
         split.setStretchFactor(0, 4)
         split.setStretchFactor(1, 1)
         self.side = side
+        return split
 
-        lay = QVBoxLayout(self)
-        lay.addLayout(row1)
-        lay.addWidget(self.progress)
-        lay.addWidget(self.index_status)
-        lay.addWidget(self.note)
-        lay.addLayout(row2)
-        lay.addLayout(row3)
-        lay.addWidget(self.error_label)
-        lay.addWidget(self.no_match)
-        self.views = CollectionTabs(self, split)  # Results | Map | Duplicates
-        lay.addWidget(self.views, 1)
-
+    def _watch_and_load(self) -> None:
+        """Watch the folder for changes (re-index 3 s after the last), then show the saved folder's state."""
         self.watcher = QFileSystemWatcher(self)
         self.watcher.directoryChanged.connect(self._folder_changed)
         self._reindex_timer = QTimer(self, singleShot=True, interval=3000)

@@ -17,7 +17,7 @@ import os
 import random
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
                                QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton, QSpinBox, QSplitter,
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
@@ -67,7 +67,34 @@ class GeneratePanel(FileDrops, QWidget):
 
     # ================================================================== layout
     def _build(self) -> None:
-        # ---------------------------------------------------------- inputs
+        """The controls, images and embedding columns over the gallery/variations/interpolation tabs."""
+        left = self._build_controls()
+        centre = self._build_images()
+        right = self._build_embedding()
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(left)
+        top.addWidget(centre)
+        top.addWidget(right)
+        top.setStretchFactor(1, 3)
+        top.setStretchFactor(2, 2)
+
+        # ---------------------------------------------------------- tabs: gallery, variations, interpolation
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._build_gallery(), "Gallery")
+        self.tabs.addTab(self._build_variations(), "Variations")
+        self.tabs.addTab(self._build_interpolation(), "Interpolation")
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(top)
+        split.addWidget(self.tabs)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.domain_banner)
+        lay.addWidget(split)
+
+    def _build_inputs(self) -> QFormLayout:
+        """The inputs form: model, prior, prompt, negative, seed, steps, guidance, images, size."""
         self.model_combo = QComboBox()
         self.model_combo.setMinimumWidth(260)
         self.model_combo.currentIndexChanged.connect(self._model_changed)
@@ -109,10 +136,12 @@ class GeneratePanel(FileDrops, QWidget):
         self.size.setValue(512)
         self.size.setToolTip("square output size (Kandinsky 2.2 only; the tiny unCLIP makes 28×28 images)")
 
-        inputs = form(("Model", self.model_combo), ("Prior", self.prior_combo), ("Prompt", self.prompt),
-                      ("Negative", self.negative), ("Seed", seed_row), ("Steps", self.steps),
-                      ("Guidance", self.guidance), ("Images", self.count), ("Size", self.size))
+        return form(("Model", self.model_combo), ("Prior", self.prior_combo), ("Prompt", self.prompt),
+                    ("Negative", self.negative), ("Seed", seed_row), ("Steps", self.steps),
+                    ("Guidance", self.guidance), ("Images", self.count), ("Size", self.size))
 
+    def _build_chips(self) -> QWidget:
+        """The class-prompt chips, two rows of five."""
         self.chips = []
         for name in CLASS_PROMPTS:
             b = QToolButton()
@@ -132,6 +161,12 @@ class GeneratePanel(FileDrops, QWidget):
                 row.addWidget(b)
             row.addStretch(1)
             cb.addLayout(row)
+        return chips_box
+
+    def _build_controls(self) -> QWidget:
+        """The left column: inputs, class prompts, Generate/Stop, progress, status and errors."""
+        inputs = self._build_inputs()
+        chips_box = self._build_chips()
 
         self.generate_button = QPushButton("Generate")
         self.generate_button.setDefault(True)
@@ -155,15 +190,18 @@ class GeneratePanel(FileDrops, QWidget):
                       self.error_label, 1, margins=0)
         left.setMinimumWidth(300)
         left.setMaximumWidth(380)
+        return left
 
-        # ---------------------------------------------------------- results
+    def _build_images(self) -> QWidget:
+        """The centre column: the generated images."""
         self.grid = ImageGrid("Write a prompt and press Generate\n\nor drop an image to make variations,\n"
                               "or drop a generated PNG to restore its settings")
         self.grid.clicked.connect(self._select_image)
         self.grid_title = bold_label("Images")
-        centre = column(self.grid_title, (self.grid, 1), margins=0)
+        return column(self.grid_title, (self.grid, 1), margins=0)
 
-        # ---------------------------------------------------------- the intermediate embedding
+    def _build_embedding(self) -> QWidget:
+        """The right column: the intermediate embedding as CLIP reads it, and its nearest training images."""
         self.embedding_title = bold_label("Image embedding")
         self.embedding_note = QLabel("After the prior: how CLIP reads the embedding the decoder will draw.")
         self.embedding_note.setWordWrap(True)
@@ -175,28 +213,7 @@ class GeneratePanel(FileDrops, QWidget):
         right = column(self.embedding_title, self.embedding_note, self.class_bars, self.neighbours_title,
                        (self.neighbours, 1), margins=0)
         right.setMinimumWidth(260)
-
-        top = QSplitter(Qt.Orientation.Horizontal)
-        top.addWidget(left)
-        top.addWidget(centre)
-        top.addWidget(right)
-        top.setStretchFactor(1, 3)
-        top.setStretchFactor(2, 2)
-
-        # ---------------------------------------------------------- tabs: gallery, variations, interpolation
-        self.tabs = QTabWidget()
-        self.tabs.addTab(self._build_gallery(), "Gallery")
-        self.tabs.addTab(self._build_variations(), "Variations")
-        self.tabs.addTab(self._build_interpolation(), "Interpolation")
-
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(top)
-        split.addWidget(self.tabs)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        lay = QVBoxLayout(self)
-        lay.addWidget(self.domain_banner)
-        lay.addWidget(split)
+        return right
 
     def _build_gallery(self) -> QWidget:
         self.gallery = GalleryList()

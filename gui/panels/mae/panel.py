@@ -44,30 +44,49 @@ class MAEPanel(ImageInput, QWidget):
         self.results_shown = 0
         self.setAcceptDrops(True)
 
-        # ---- top row: image and model
+        top = self._top_row()
+        controls = self._controls_row()
+        body = self._body()
+
+        # ---- samples: Fashion-MNIST images (from the engine) and the scikit-image photos
+        self.samples_holder = SampleShelf()
+        self.samples_holder.chosen.connect(self.set_image)
+        self.samples: SampleStrip | None = self.samples_holder.strip
+
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.domain_banner)
+        lay.addLayout(top)
+        lay.addLayout(controls)
+        lay.addLayout(body, 1)
+        lay.addWidget(self.samples_holder)
+        self._wire_and_load()
+
+    def _top_row(self) -> QHBoxLayout:
+        """Open image…, the model picker and its domain banner."""
         self.open_button = QPushButton("Open image…")
         self.open_button.clicked.connect(self._choose_file)
-        self.model_picker = ModelPicker(bridge, "mae", settings, default=DEFAULT_MAE)
+        self.model_picker = ModelPicker(self.bridge, "mae", self.settings, default=DEFAULT_MAE)
         self.model_picker.model_changed.connect(self._model_changed)
-        self.domain_banner = DomainBanner(bridge, self.model_picker.combo)
-        top = open_and_model_row(self.open_button, self.model_picker)
+        self.domain_banner = DomainBanner(self.bridge, self.model_picker.combo)
+        return open_and_model_row(self.open_button, self.model_picker)
 
-        # ---- controls: ratio, seed, mode
+    def _controls_row(self) -> QHBoxLayout:
+        """Mask ratio, seed and mask mode (with Reset paint), restored from the settings."""
         self.ratio_slider = QSlider(Qt.Orientation.Horizontal)
         self.ratio_slider.setRange(0, 95)
         self.ratio_slider.setPageStep(5)
-        self.ratio_slider.setValue(int(settings.value("mae/ratio", 75)))
+        self.ratio_slider.setValue(int(self.settings.value("mae/ratio", 75)))
         self.ratio_slider.setMinimumWidth(220)
         self.ratio_label = QLabel()
         self.ratio_label.setMinimumWidth(250)
         self.seed = QSpinBox()
         self.seed.setRange(0, 999_999)
-        self.seed.setValue(int(settings.value("mae/seed", 0)))
+        self.seed.setValue(int(self.settings.value("mae/seed", 0)))
         self.seed.setToolTip("The same seed gives the same mask")
         self.mode = QComboBox()
         for key, title in MODES:
             self.mode.addItem(title, key)
-        self.mode.setCurrentIndex(max(0, self.mode.findData(settings.value("mae/mode", "random"))))
+        self.mode.setCurrentIndex(max(0, self.mode.findData(self.settings.value("mae/mode", "random"))))
         self.reset_paint = QPushButton("Reset paint")
         self.reset_paint.setToolTip("Start the painted mask again from a random mask at the slider's ratio")
         self.reset_paint.clicked.connect(self._reset_paint)
@@ -83,8 +102,10 @@ class MAEPanel(ImageInput, QWidget):
         controls.addWidget(self.mode)
         controls.addWidget(self.reset_paint)
         controls.addStretch(1)
+        return controls
 
-        # ---- the five views
+    def _views_row(self) -> QHBoxLayout:
+        """The five views; the legend, metrics, note, error and token-strip widgets shown with them."""
         self.views: dict[str, PatchView] = {}
         views_row = QHBoxLayout()
         views_row.setSpacing(6)
@@ -108,17 +129,23 @@ class MAEPanel(ImageInput, QWidget):
         self.error_label = ErrorLabel()
         self.strip = TokenStrip()
         self.strip.hovered.connect(self._hover)
+        return views_row
 
-        self.pretrain = PretrainBox(bridge, settings)
+    def _lower_tabs(self) -> None:
+        """The token order and the pretraining, sharing the space under the views as tabs."""
+        self.pretrain = PretrainBox(self.bridge, self.settings)
         self.pretrain.preview_index_for = self._preview_index
         self.pretrain.model_trained.connect(self._trained)
         self.pretrain.started.connect(lambda: self.lower_tabs.setCurrentWidget(self.pretrain))
-        # the token order and the pretraining share the space under the views
         self.lower_tabs = QTabWidget()
         self.lower_tabs.addTab(self.strip, "Token order: shuffle → encoder → unshuffle")
         self.lower_tabs.addTab(self.pretrain, "Pretrain")
         self.lower_tabs.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
+    def _body(self) -> QVBoxLayout:
+        """The views over metrics and legend, note, error and the lower tabs."""
+        views_row = self._views_row()
+        self._lower_tabs()
         body = QVBoxLayout()
         body.addLayout(views_row, 1)
         info = QHBoxLayout()
@@ -128,19 +155,10 @@ class MAEPanel(ImageInput, QWidget):
         body.addWidget(self.note)
         body.addWidget(self.error_label)
         body.addWidget(self.lower_tabs)
+        return body
 
-        # ---- samples: Fashion-MNIST images (from the engine) and the scikit-image photos
-        self.samples_holder = SampleShelf()
-        self.samples_holder.chosen.connect(self.set_image)
-        self.samples: SampleStrip | None = self.samples_holder.strip
-
-        lay = QVBoxLayout(self)
-        lay.addWidget(self.domain_banner)
-        lay.addLayout(top)
-        lay.addLayout(controls)
-        lay.addLayout(body, 1)
-        lay.addWidget(self.samples_holder)
-
+    def _wire_and_load(self) -> None:
+        """Connect the (already restored) controls, then ask the engine for the Fashion-MNIST samples."""
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(DEBOUNCE_MS)

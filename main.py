@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_gui(device=device)
     from engine.cli import build_parser, run
 
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     if args.command in (None, "gui"):
         from gui.app import run_gui
 

@@ -10,11 +10,38 @@ import argparse
 import json
 import sys
 
+from engine import lazy
 from engine.cli_support import (EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, say_error,
                                 warn_domain)
 from engine.device import CHOICES
 
-def build_parser() -> argparse.ArgumentParser:
+# command -> the feature function that declares it; each feature's CLI module imports its own
+# modules, so a command builds only its own parser (`search` need not import map's).
+FEATURE_PARSERS = {
+    "index": "engine.search.cli:add_parsers", "search": "engine.search.cli:add_parsers",
+    "map": "engine.collection.cli:add_parsers", "duplicates": "engine.collection.cli:add_parsers",
+    "attention": "engine.attention.cli:add_parser", "train": "engine.train.cli:add_parser",
+    "generate": "engine.generate.cli:add_parser", "mae": "engine.mae.cli:add_parser",
+    "match": "engine.match.cli:add_parser", "export": "engine.export.cli:add_parser",
+}
+BUILT_IN = ("gui", "classify", "models")
+
+
+def _command(argv: list[str] | None) -> str | None:
+    """The command `argv` names, when the parser may be built for it alone; None for the full
+    parser (no argv, --help before the command, or a name argparse should list the choices for)."""
+    rest = list(argv or [])
+    while rest and rest[0].startswith("-"):
+        if rest[0] in ("-h", "--help"):
+            return None
+        rest = rest[2:] if rest[0] == "--device" else rest[1:]
+    if rest and (rest[0] in FEATURE_PARSERS or rest[0] in BUILT_IN):
+        return rest[0]
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command line; given the `argv` it will parse, only that command's feature parser is built."""
     device_help = f"compute device: {', '.join(CHOICES)} or cuda:N (default: saved setting, else auto = CUDA > MPS > CPU)"
     parser = argparse.ArgumentParser(
         prog="patchwork", description="Patchwork: a workbench for looking inside vision models. "
@@ -32,37 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", default=None, metavar="ID", help="catalogue id (see `models`)")
     c.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
 
-    from engine.search.cli import add_parsers as add_search_parsers
-
-    add_search_parsers(sub, common)
-
-    from engine.collection.cli import add_parsers as add_collection_parsers
-
-    add_collection_parsers(sub, common)
-
-    from engine.attention.cli import add_parser as add_attention_parser
-
-    add_attention_parser(sub, common)
-
-    from engine.train.cli import add_parser as add_train_parser
-
-    add_train_parser(sub, common)
-
-    from engine.generate.cli import add_parser as add_generate_parser
-
-    add_generate_parser(sub, common)
-
-    from engine.mae.cli import add_parser as add_mae_parser
-
-    add_mae_parser(sub, common)
-
-    from engine.match.cli import add_parser as add_match_parser
-
-    add_match_parser(sub, common)
-
-    from engine.export.cli import add_parser as add_export_parser
-
-    add_export_parser(sub, common)
+    only = _command(argv)
+    for target in dict.fromkeys(FEATURE_PARSERS.values()):  # in this order in --help
+        if only is None or FEATURE_PARSERS.get(only) == target:
+            lazy.attribute(target)(sub, common)
 
     m = sub.add_parser("models", parents=[common], help="list the model catalogue")
     m.add_argument("--json", action="store_true")

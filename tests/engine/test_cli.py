@@ -83,3 +83,26 @@ def test_top_must_be_positive(argv, capsys):
 
     assert run(build_parser().parse_args(argv)) == EXIT_USAGE
     assert "--top must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["search", "a cat", "--folder", "photos", "--no-index"], ["--device", "cpu", "map", "photos", "--json"],
+    ["--device=cpu", "duplicates", "photos"], ["index", "photos"], ["classify", "x.jpg"], ["models", "--json"],
+    ["export", "run-1", "--onnx", "m.onnx"], ["train", "supervised", "--set", "max_steps=3"],
+])
+def test_a_command_builds_only_its_own_parser_and_parses_the_same(argv):
+    """main.py builds the parser for the command it runs (a search does not import map's modules);
+    the arguments come out exactly as the full parser reads them."""
+    import argparse
+
+    from engine.cli import build_parser
+
+    def commands(parser) -> set[str]:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return set(sub.choices)
+
+    lean, full = build_parser(argv), build_parser()
+    assert vars(lean.parse_args(argv)) == vars(full.parse_args(argv))
+    command = next(a for a in argv if not a.startswith("-") and a != "cpu")
+    assert command in commands(lean) and commands(lean) < commands(full)
+    assert commands(build_parser(["--help"])) == commands(full) == commands(build_parser(["no-such-command"]))

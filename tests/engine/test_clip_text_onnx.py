@@ -21,7 +21,9 @@ from engine.runtime.clip_tokenizer import ClipTokenizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXTS = ["a photo of a cat", "A DOG&amp;a   ball!!", "naïve café, 2 crème brûlées", "一杯咖啡", "it's o'clock",
-         "", "word " * 100, "don't-stop 3.14159 #hashtag @user <start_of_text>"]
+         "", "word " * 100, "don't-stop 3.14159 #hashtag @user <start_of_text>",
+         "line\r\nbreaks\tand\x00control\x1bchars\x7f", "&amp;amp;amp; <b>bold</b> &lt;3", "ﬁne ｗｉｄｅ “quoted”",
+         "mojibake: cafÃ©"]
 
 
 def test_tokens_match_open_clip():

@@ -44,11 +44,16 @@ def out_file_problem(path: str) -> str | None:
         return f"--out {path}: is a folder; give a file name, e.g. {p / 'out.png'}"
     if p.suffix.lower() not in Image.registered_extensions():
         return f"--out {path}: not an image file name (use .png)"
+    return parent_folder_problem(f"--out {path}", p)
+
+
+def parent_folder_problem(label: str, p: Path) -> str | None:
+    """Why the folder a new file `p` goes into is missing or not writable ("LABEL: ..."), or None."""
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
-        return f"--out {path}: the folder {folder} does not exist"
+        return f"{label}: the folder {folder} does not exist"
     if not os.access(folder, os.W_OK | os.X_OK):
-        return f"--out {path}: cannot write into the folder {folder}"
+        return f"{label}: cannot write into the folder {folder}"
     return None
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.cli_support import parent_folder_problem
 from engine.errors import ExportError, PatchworkError
 from engine.jobs import Progress
 
@@ -67,12 +68,7 @@ def dest_problem(dest: str) -> str | None:
         return f"{dest}: the file name should end in .onnx"
     if p.is_dir():
         return f"{dest}: is a folder; give a file name such as {p / 'model.onnx'}"
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        return f"{dest}: the folder {folder} does not exist"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"{dest}: cannot write into the folder {folder}"
-    return None
+    return parent_folder_problem(dest, p)
 
 
 def file_names(dest: Path, suffixes: list[str]) -> dict[str, Path]:
